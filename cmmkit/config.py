@@ -1,0 +1,182 @@
+"""Run configs: pydantic models for pair, model, data and training, validated at the edge.
+
+A run config is built from, in order: the pair's preset (``default`` unless ``--preset`` names
+another), a YAML/JSON file, and ``--set a.b=value`` overrides, merged as plain dicts and then
+validated once. The ``pair`` and ``model`` sections are validated with the config classes their
+plugins declare, so a typo anywhere is reported with the field's dotted path and a suggestion.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
+
+from cmmkit.errors import ConfigError, suggest
+from cmmkit.models.base import ModelConfig
+from cmmkit.pair import PairConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    data_dir: Path | None = Field(None, description="folder holding this pair's files (else $CMMKIT_DATA/<dataset>, else the cache)")
+    download: bool = Field(True, description="download missing official files on first use")
+
+
+class OptimizerConfig(_Strict):
+    name: str = Field("Adagrad", description="any torch.optim class name (Adagrad as in the paper)")
+    lr: float = Field(0.01, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for the optimizer")
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    group_optimizers: dict[str, OptimizerConfig] = Field(
+        default_factory=dict, description="per optimizer-group overrides (e.g. a GAN's discriminator)")
+    seed: int = 0
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
+    grid_examples: int = Field(32, ge=0, description="validation examples in the per-epoch PNG grid")
+    val_seed: int = Field(1234, description="seed of the validation bound's noise, fixed across epochs")
+    max_val_examples: int | None = Field(None, ge=1, description="cap on validation examples per epoch")
+    tensorboard: Literal["auto", "on", "off"] = "auto"
+
+
+class RunConfig(_Strict):
+    pair: SerializeAsAny[PairConfig]
+    model: SerializeAsAny[ModelConfig]
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (override wins)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=0.1", "model.posterior=x"]`` -> nested dict; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY.SUB=VALUE, e.g. train.epochs=5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is set both as a value and as a section")
+        node[parts[-1]] = value
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections pair/model/data/train, got {type(data).__name__}")
+    return data
+
+
+def validate(raw: dict[str, Any]) -> RunConfig:
+    """Validate a merged raw config against the pair's and model's own config classes."""
+    from cmmkit.registry import get_registry
+
+    reg = get_registry()
+    pair_raw, model_raw = raw.get("pair") or {}, raw.get("model") or {}
+    if not isinstance(pair_raw, dict) or "name" not in pair_raw:
+        raise ConfigError("pair.name: missing; expected the name of an installed pair (see `cmmkit pairs`)")
+    if not isinstance(model_raw, dict):
+        raise ConfigError("model: expected a mapping")
+    pair = reg.pair(str(pair_raw["name"]))
+    model_cls = reg.model(str(model_raw.get("name", "cmma")))
+    sections = {"pair": pair.Config, "model": model_cls.Config, "data": DataConfig, "train": TrainConfig}
+    unknown = set(raw) - set(sections)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{key}: unknown section.{suggest(key, sections)} Expected: {', '.join(sections)}")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, cls in sections.items():
+        section = raw.get(key) or {}
+        if key == "model":
+            section = {"name": model_cls.name, **section}
+        try:
+            values[key] = cls.model_validate(section)
+        except ValidationError as exc:
+            problems += [_describe(key, cls, err) for err in exc.errors()]
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return RunConfig.model_construct(**values)
+
+
+def _describe(section: str, cls: type[BaseModel], err: Any) -> str:
+    loc = [str(p) for p in err["loc"]]
+    path = ".".join([section, *loc])
+    if err["type"] == "extra_forbidden":
+        model: Any = cls
+        for part in loc[:-1]:  # walk to the model that owns the unknown key
+            field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+            model = field.annotation if field is not None else None
+        known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+        hint = suggest(loc[-1], known)
+        return f"{path}: unknown key.{hint}" + (f" Known keys: {', '.join(known)}" if known else "")
+    got = err.get("input")
+    return f"{path}: {err['msg']} (got {got!r})"
+
+
+def build_config(pair: str | None = None, preset: str | None = None, file: str | Path | None = None,
+                 sets: list[str] | None = None, base: dict[str, Any] | None = None) -> RunConfig:
+    """Merge preset, file and overrides, then validate. ``base`` (e.g. a saved run's config)
+    replaces the preset when given."""
+    from cmmkit.registry import get_registry
+
+    file_raw = read_config_file(file) if file else {}
+    set_raw = parse_set(sets or [])
+    name = pair or set_raw.get("pair", {}).get("name") or file_raw.get("pair", {}).get("name") \
+        or (base or {}).get("pair", {}).get("name")
+    if not name:
+        raise ConfigError("no pair given: pass --pair NAME (see `cmmkit pairs`)")
+    if base is None:
+        presets = get_registry().pair(name).presets()
+        chosen = preset or "default"
+        if chosen not in presets:
+            raise ConfigError(f"unknown preset {chosen!r} for pair {name!r}.{suggest(chosen, presets)} "
+                              f"Available: {', '.join(sorted(presets))}")
+        base = presets[chosen]
+    raw = deep_merge(deep_merge(base, file_raw), set_raw)
+    raw = deep_merge(raw, {"pair": {"name": name}})
+    return validate(raw)
+
+
+def dump(config: RunConfig) -> dict[str, Any]:
+    """A JSON-compatible dict of the effective config (round-trips through :func:`validate`)."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,157 @@
+"""8-bit RGB images with a convolutional encoder and a Gaussian deconvolutional decoder.
+
+Raw values are uint8 tensors (B, C, H, W). For likelihoods, pixels are dequantized
+(x + u) / 256 with u ~ U(0, 1), so the Gaussian density on [0, 1] bounds the discrete likelihood:
+log P(pixels) >= log p(dequantized) - D log 256 (Theis et al. 2016). The decoder's per-pixel
+log-variance has a floor (``logvar_floor``): an unbounded learned variance collapses onto the
+quantisation grid and destabilises training.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from pydantic import Field
+from torch import nn
+from torch.nn import functional as F
+
+from cmmkit.distributions import DiagonalGaussian
+from cmmkit.errors import DataError
+from cmmkit.modality import Decoder, Modality, ModalityOptions
+
+
+class ImageOptions(ModalityOptions):
+    base_channels: int = Field(32, ge=4, description="channels of the first conv layer; doubled per layer")
+    layers: int = Field(4, ge=1, le=7, description="stride-2 conv layers (64 px -> 4 px with 4)")
+    logvar_floor: float = Field(-6.0, description="lower bound of the decoder's per-pixel log-variance")
+    learn_variance: bool = Field(True, description="per-pixel learned variance; else fixed at logvar_floor")
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class ConvEncoder(nn.Module):
+    def __init__(self, channels: int, size: int, base: int, layers: int, out_features: int) -> None:
+        super().__init__()
+        mods: list[nn.Module] = []
+        c_in = channels
+        for i in range(layers):
+            c_out = base * 2**i
+            mods += [nn.Conv2d(c_in, c_out, 4, 2, 1), _act()]
+            c_in = c_out
+        self.conv = nn.Sequential(*mods)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c_in * (size // 2**layers) ** 2, out_features), _act())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x * 2.0 - 1.0))
+
+
+class GaussianImageDecoder(Decoder):
+    """z -> N(mu, diag(exp(logvar))) over pixels in [0, 1] (the g network of Fig. 5)."""
+
+    def __init__(self, in_features: int, channels: int, size: int, opts: ImageOptions) -> None:
+        super().__init__()
+        self.channels, self.opts = channels, opts
+        self.start = size // 2**opts.layers
+        c = opts.base_channels * 2 ** (opts.layers - 1)
+        self.fc = nn.Sequential(nn.Linear(in_features, c * self.start**2), _act())
+        self.c0 = c
+        mods: list[nn.Module] = []
+        for i in reversed(range(opts.layers - 1)):
+            mods += [nn.ConvTranspose2d(c, opts.base_channels * 2**i, 4, 2, 1), _act()]
+            c = opts.base_channels * 2**i
+        out = channels * (2 if opts.learn_variance else 1)
+        mods += [nn.ConvTranspose2d(c, out, 4, 2, 1)]
+        self.deconv = nn.Sequential(*mods)
+
+    def forward(self, h: torch.Tensor) -> DiagonalGaussian:
+        out = self.deconv(self.fc(h).view(-1, self.c0, self.start, self.start))
+        mu = torch.sigmoid(out[:, : self.channels])
+        floor = self.opts.logvar_floor
+        if self.opts.learn_variance:
+            logvar = floor + F.softplus(out[:, self.channels :] - floor)
+        else:
+            logvar = torch.full_like(mu, floor)
+        return DiagonalGaussian(mu, logvar, event_dims=3)
+
+
+class ImageModality(Modality):
+    """RGB images of a fixed size. ``info``: ``{"channels": 3, "height": 64, "width": 64}``."""
+
+    name = "image"
+    Options = ImageOptions
+    options: ImageOptions
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (int(self.info["channels"]), int(self.info["height"]), int(self.info["width"]))
+
+    @property
+    def dims(self) -> int:
+        return math.prod(self.shape)
+
+    def discrete_log_offset(self) -> float:
+        return -self.dims * math.log(256.0)
+
+    def prepare(self, value: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
+        x = value.float()
+        x = x + (torch.rand_like(x) if dequantize else 0.5)
+        return x / 256.0
+
+    def encoder(self, out_features: int) -> nn.Module:
+        c, h, w = self.shape
+        if h != w or h % 2**self.options.layers:
+            raise ValueError(f"image size {h}x{w} must be square and divisible by 2**layers")
+        return ConvEncoder(c, h, self.options.base_channels, self.options.layers, out_features)
+
+    def decoder(self, in_features: int) -> Decoder:
+        c, h, _ = self.shape
+        return GaussianImageDecoder(in_features, c, h, self.options)
+
+    def from_user(self, items: list[Any]) -> torch.Tensor:
+        """Image files or PIL images -> uint8 (B, C, H, W): center-cropped to square and resized."""
+        return torch.stack([self._load(item) for item in items])
+
+    def _load(self, item: Any) -> torch.Tensor:
+        c, h, w = self.shape
+        if isinstance(item, (str, Path)):
+            try:
+                with Image.open(item) as im:
+                    img = im.convert("RGB" if c == 3 else "L")
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DataError(f"{item}: not a readable image ({exc})") from None
+        elif isinstance(item, Image.Image):
+            img = item.convert("RGB" if c == 3 else "L")
+        else:
+            raise DataError(f"expected an image path or PIL image, got {type(item).__name__}")
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side)).resize((w, h), Image.BICUBIC)
+        arr = np.asarray(img, dtype=np.uint8).reshape(h, w, c)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+    def save_preview(self, real: torch.Tensor, generated: torch.Tensor, path: Any) -> bool:
+        """Rows of 8: real faces, then the faces generated from their conditioning values."""
+        from cmmkit.images import save_grid
+
+        per_row = min(8, len(real))
+        rows = []
+        for start in range(0, len(real) - per_row + 1, per_row):
+            rows += [to_uint8(real[start:start + per_row]), to_uint8(generated[start:start + per_row])]
+        save_grid(torch.cat(rows), path, nrow=per_row)
+        return True
+
+    def to_user(self, value: torch.Tensor) -> list[Image.Image]:
+        arr = to_uint8(value).permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(a.squeeze(-1) if a.shape[-1] == 1 else a) for a in arr]
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Prepared images in [0, 1] -> uint8 pixels."""
+    return (x.detach().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)

@@ -1,0 +1,62 @@
+"""The one contract between models and the trainer.
+
+The trainer knows nothing about CMMA, VAEs or GANs: it asks a model for its optimizer groups,
+calls :meth:`ConditionalModel.training_loss` once per group per batch (so a GAN alternates its
+discriminator and generator steps through this model-side hook), and averages
+:meth:`ConditionalModel.evaluate` on validation data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from cmmkit.modality import Modality, Value
+
+
+class ModelConfig(BaseModel):
+    """Config of a model; subclasses add fields. ``name`` selects the registered model."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+class ConditionalModel(nn.Module, ABC):
+    """A model of p(x | y) for a pair's modalities x (generated) and y (conditioning)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, config: ModelConfig, x: Modality, y: Modality) -> None:
+        super().__init__()
+        self.config, self.x, self.y = config, x, y
+
+    def prepare(self, batch: dict[str, Value], dequantize: bool = True) -> dict[str, Value]:
+        """Raw batch -> model inputs via the modalities (dequantizing discrete data)."""
+        return {"x": self.x.prepare(batch["x"], dequantize), "y": self.y.prepare(batch["y"], dequantize)}
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named parameter groups, one optimizer each, stepped in this order on every batch."""
+        return {"main": [p for p in self.parameters() if p.requires_grad]}
+
+    @abstractmethod
+    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Scalar loss to minimise for optimizer ``group`` on a raw batch, plus detached scalars to
+        log (tensors, so the trainer syncs with the device only when it displays them)."""
+
+    @abstractmethod
+    def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
+        """Per-example validation metrics, each of shape (B,). ``"bound"`` (nats, higher is
+        better) is reported in bits per dimension as well."""
+
+    @abstractmethod
+    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
+        """Prepared x generated from a raw y; ``noise_scale=0`` uses the means (as in §4.5)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-serialisable state saved with checkpoints besides the weights (none by default)."""
+        return {}

@@ -1,0 +1,140 @@
+"""Train, resume and load runs: the library side of ``cmmkit train`` and of ``import cmmkit``."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cmmkit import __version__
+from cmmkit.config import RunConfig, build_config, dump, validate
+from cmmkit.errors import CheckpointError, CmmkitError
+from cmmkit.modality import Modality, to_device
+from cmmkit.models.base import ConditionalModel
+from cmmkit.pair import Pair, PairData
+from cmmkit.plugins import plugin_version
+from cmmkit.registry import get_registry
+from cmmkit.train.rundir import RunDir
+from cmmkit.train.trainer import Trainer, pick_device
+
+
+def build_model(config: RunConfig, info: dict[str, Any]) -> tuple[Pair, ConditionalModel]:
+    """The pair and a freshly initialised model for ``config`` and the data-derived ``info``."""
+    reg = get_registry()
+    pair = reg.pair(config.pair.name)
+    x, y = pair.modalities(config.pair, info)
+    model = reg.model(config.model.name)(config.model, x, y)
+    return pair, model
+
+
+def load_data(config: RunConfig, *, progress: bool = True) -> PairData:
+    pair = get_registry().pair(config.pair.name)
+    data = pair.load(config.pair, config.data.data_dir, download=config.data.download, progress=progress)
+    for note in data.notes:
+        print(f"[{pair.name}] {note}", file=sys.stderr)
+    return data
+
+
+def _meta(config: RunConfig, pair: Pair, data_info: dict[str, Any]) -> dict[str, Any]:
+    reg = get_registry()
+    plugin = reg.pairs.entries[pair.name].plugin
+    from cmmkit.plugins import pm
+
+    dist, version = plugin_version(pm.get_plugin(plugin))
+    return {"cmmkit_version": __version__, "config": dump(config), "data_info": data_info,
+            "pair_plugin": {"plugin": plugin, "distribution": dist, "version": version}}
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    return Path("runs") / f"{config.pair.name}-{config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = True) -> "TrainedRun":
+    """Train a new run of ``config`` into ``out`` (default ``runs/<pair>-<model>-<time>``)."""
+    data = load_data(config, progress=progress)
+    torch.manual_seed(config.train.seed)
+    random.seed(config.train.seed)
+    pair, model = build_model(config, data.info)
+    run = RunDir.create(Path(out) if out else default_run_dir(config), dump(config))
+    trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, data.info))
+    trainer.fit()
+    return TrainedRun(run.path, config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})
+
+
+def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = True) -> "TrainedRun":
+    """Continue a run where its checkpoint stopped; ``sets`` may change e.g. ``train.epochs``."""
+    run = RunDir.open(path)
+    weights, state, meta = run.load_checkpoint()
+    config = build_config(sets=sets, base=meta["config"])
+    data = load_data(config, progress=progress)
+    pair, model = build_model(config, meta["data_info"])
+    _load_weights(model, weights, run.checkpoint)
+    run.write_config(dump(config))
+    trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, meta["data_info"]))
+    trainer.restore(state, meta)
+    trainer.fit()
+    return TrainedRun(run.path, config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})
+
+
+def _load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    own = model.state_dict()
+    missing, unexpected = set(own) - set(weights), set(weights) - set(own)
+    wrong = [k for k in set(own) & set(weights) if own[k].shape != weights[k].shape]
+    if missing or unexpected or wrong:
+        detail = (f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
+                  if unexpected else f"shape of {wrong[0]}: {tuple(weights[wrong[0]].shape)} saved, "
+                  f"{tuple(own[wrong[0]].shape)} expected")
+        raise CheckpointError(f"{source}: weights do not fit the model its config describes ({detail}); "
+                              "was it written by another cmmkit or plugin version?")
+    model.load_state_dict(weights)
+
+
+class TrainedRun:
+    """A trained model with its pair and config, ready to generate."""
+
+    def __init__(self, path: Path, config: RunConfig, pair: Pair, model: ConditionalModel,
+                 meta: dict[str, Any]) -> None:
+        self.path, self.config, self.pair, self.model, self.meta = path, config, pair, model, meta
+
+    @property
+    def x(self) -> Modality:
+        return self.model.x
+
+    @property
+    def y(self) -> Modality:
+        return self.model.y
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def generate(self, conditions: Any, noise_scale: float = 0.0, n: int = 1) -> list[Any]:
+        """Generate x for each condition (users' form, e.g. ``{"Male": 1, "Eyeglasses": 1}``; a
+        single mapping is one condition). Returns the x modality's user form (PIL images for
+        LFW), ``n`` per condition in order."""
+        items = [conditions] if isinstance(conditions, dict) else list(conditions)
+        y = self.y.from_user(items)
+        y = to_device(y.repeat_interleave(n, dim=0) if n > 1 else y, self.device)
+        self.model.eval()
+        return self.x.to_user(self.model.generate(y, noise_scale=noise_scale))
+
+
+def load_run(path: str | Path, device: str = "cpu") -> TrainedRun:
+    """Load a run folder written by ``cmmkit train`` (never unpickles anything)."""
+    run = RunDir.open(path)
+    weights, _, meta = run.load_checkpoint()
+    try:
+        config = validate(meta["config"])
+    except KeyError:
+        raise CheckpointError(f"{run.checkpoint}: no config in the checkpoint metadata") from None
+    except CmmkitError as exc:
+        raise CheckpointError(f"{run.checkpoint}: its saved config no longer validates: {exc}") from None
+    pair, model = build_model(config, meta["data_info"])
+    _load_weights(model, weights, run.checkpoint)
+    model.to(pick_device(device)).eval()
+    return TrainedRun(run.path, config, pair, model, meta)
