@@ -33,7 +33,7 @@ def _digest(tensors: dict[str, torch.Tensor], *texts: str) -> str:
         t = tensors[key].detach().contiguous().cpu()
         h.update(key.encode())
         h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

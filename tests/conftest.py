@@ -1,0 +1,39 @@
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's caches and downloads out of the user's home and $CMMKIT_DATA."""
+    monkeypatch.setenv("CMMKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("CMMKIT_DATA", raising=False)
+
+
+@pytest.fixture
+def synthetic_pair():
+    """Register the synthetic test pair through pluggy, as a plugin would, and remove it after."""
+    from cmmkit.plugins import load_plugins, pm
+    from cmmkit.registry import get_registry
+    from fakes import SyntheticPlugin
+
+    load_plugins()
+    pm.register(SyntheticPlugin(), name="synthetic-test-plugin")
+    get_registry(refresh=True)
+    yield get_registry().pair("synthetic")
+    pm.unregister(name="synthetic-test-plugin")
+    get_registry(refresh=True)
+
+
+@pytest.fixture
+def lfw_mirror():
+    path = SHARED_DATA / "lfw"
+    if not (path / "lfwcrop_color.zip").is_file():
+        pytest.skip(f"real LFW mirror not found at {path} (only present on the project's machines)")
+    return path
