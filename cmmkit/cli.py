@@ -34,14 +34,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _pairs(args: argparse.Namespace) -> int:
-    from cmmkit.plugins import pm, plugin_version
+    from cmmkit.plugins import plugin_version
     from cmmkit.registry import get_registry
 
     reg = get_registry()
     rows = [("pair", "plugin", "version", "generates (x)", "from (y)", "description")]
     for name in reg.pairs.names():
         entry = reg.pairs.entries[name]
-        dist, version = plugin_version(pm.get_plugin(entry.plugin))
+        dist, version = plugin_version(entry.plugin)
         p = entry.obj
         rows.append((name, f"{entry.plugin} ({dist})", version, p.x_modality, p.y_modality, p.description))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]

@@ -4,6 +4,7 @@ warning naming it; everything else keeps working."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 
 import entrypoints
@@ -35,12 +36,18 @@ def load_plugins() -> pluggy.PluginManager:
     return pm
 
 
-def plugin_version(plugin: object) -> tuple[str, str]:
-    """(distribution name, version) of the package that provides ``plugin``."""
-    for p, dist in pm.list_plugin_distinfo():
-        if p is plugin:
-            return dist.project_name, dist.version
+def plugin_version(name: str) -> tuple[str, str]:
+    """(distribution, version) of the plugin registered as ``name``; ("-", ...) when it was
+    registered directly with ``pm.register`` rather than installed."""
+    plugin = pm.get_plugin(name)
+    fallback = str(getattr(plugin, "__version__", "?"))
     for ep in entrypoints.get_group_all(ENTRY_POINT_GROUP):
-        if pm.get_plugin(ep.name) is plugin and ep.distro is not None:
-            return ep.distro.name, ep.distro.version
-    return "?", "?"
+        if ep.name == name and ep.distro is not None:
+            version = ep.distro.version
+            if not version:
+                try:
+                    version = importlib.metadata.version(ep.distro.name)
+                except importlib.metadata.PackageNotFoundError:
+                    version = fallback
+            return ep.distro.name, str(version)
+    return "-", fallback

@@ -42,9 +42,7 @@ def load_data(config: RunConfig, *, progress: bool = True) -> PairData:
 def _meta(config: RunConfig, pair: Pair, data_info: dict[str, Any]) -> dict[str, Any]:
     reg = get_registry()
     plugin = reg.pairs.entries[pair.name].plugin
-    from cmmkit.plugins import pm
-
-    dist, version = plugin_version(pm.get_plugin(plugin))
+    dist, version = plugin_version(plugin)
     return {"cmmkit_version": __version__, "config": dump(config), "data_info": data_info,
             "pair_plugin": {"plugin": plugin, "distribution": dist, "version": version}}
 
@@ -59,8 +57,10 @@ def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = 
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
     pair, model = build_model(config, data.info)
-    run = RunDir.create(Path(out) if out else default_run_dir(config), dump(config))
+    run = RunDir.new(Path(out) if out else default_run_dir(config))
     trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, data.info))
+    run.write_config(dump(config))  # only once the device and optimizers are known to work
+    _announce(trainer, run)
     trainer.fit()
     return TrainedRun(run.path, config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})
 
@@ -76,8 +76,17 @@ def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = 
     run.write_config(dump(config))
     trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, meta["data_info"]))
     trainer.restore(state, meta)
+    _announce(trainer, run)
     trainer.fit()
     return TrainedRun(run.path, config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})
+
+
+def _announce(trainer: Trainer, run: RunDir) -> None:
+    c, sizes = trainer.config, {k: len(v) for k, v in trainer.data.splits.items()}
+    params = sum(p.numel() for p in trainer.model.parameters())
+    print(f"Training {c.model.name} ({params / 1e6:.2f}M parameters) on {c.pair.name} "
+          f"({', '.join(f'{k} {v}' for k, v in sizes.items())}) on {trainer.device}, "
+          f"epoch {trainer.epoch + 1} to {c.train.epochs}, into {run.path}", file=sys.stderr)
 
 
 def _load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:

@@ -115,7 +115,7 @@ def test_installed_third_party_plugin_is_discovered_through_the_entry_point_grou
     out = _cmmkit(tmp_path, "pairs")
     assert out.returncode == 0, out.stderr
     line = next(row for row in out.stdout.splitlines() if row.startswith("dummy_pair"))
-    assert "dummy (cmmkit-dummy)" in line and "1.2.3" in line and "image" in line
+    assert "dummy (cmmkit_dummy)" in line and "1.2.3" in line and "image" in line
     assert "lfw_faces_attrs" in out.stdout
 
 

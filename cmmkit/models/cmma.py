@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
+from torch.nn import functional as F
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
@@ -34,15 +35,23 @@ class CMMAConfig(ModelConfig):
 
 
 class GaussianHead(nn.Module):
-    """Two parallel linear layers giving (mu, log sigma^2) of a diagonal Gaussian."""
+    """Two parallel linear layers giving (mu, log sigma^2) of a diagonal Gaussian.
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    The log-variance is softly kept in [logvar_min, logvar_max] (identity in between): with
+    Adagrad's large first steps an unbounded linear log-variance can jump to hundreds and turn the
+    closed-form KL (eq. 7) into inf within a few batches.
+    """
+
+    def __init__(self, in_features: int, out_features: int, logvar_min: float = -12.0, logvar_max: float = 6.0) -> None:
         super().__init__()
         self.mu = nn.Linear(in_features, out_features)
         self.logvar = nn.Linear(in_features, out_features)
+        self.logvar_min, self.logvar_max = logvar_min, logvar_max
 
     def forward(self, h: torch.Tensor) -> DiagonalGaussian:
-        return DiagonalGaussian(self.mu(h), self.logvar(h))
+        raw = self.logvar(h)
+        logvar = self.logvar_min + F.softplus(raw - self.logvar_min) - F.softplus(raw - self.logvar_max)
+        return DiagonalGaussian(self.mu(h), logvar)
 
 
 class CMMA(ConditionalModel):

@@ -12,17 +12,23 @@ class MetricsLog:
     """Appends one row per epoch to ``metrics.csv`` (columns grow if a later row has new keys)."""
 
     def __init__(self, run_path: Path, tensorboard: str = "auto") -> None:
-        self.path = run_path / "metrics.csv"
+        self.run_path, self.path = run_path, run_path / "metrics.csv"
+        self.tensorboard = tensorboard
         self.writer: Any = None
-        if tensorboard != "off":
-            try:
-                from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(log_dir=str(run_path / "tensorboard"))
-            except ImportError:
-                if tensorboard == "on":
-                    warnings.warn("train.tensorboard=on but tensorboard is not installed "
-                                  "(pip install 'cmmkit[tensorboard]'); logging to metrics.csv only", stacklevel=2)
+    def _open_tensorboard(self) -> None:
+        """Open the event writer on first use, so nothing is written before the first epoch."""
+        if self.tensorboard == "off" or self.writer is not None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            if self.tensorboard == "on":
+                warnings.warn("train.tensorboard=on but tensorboard is not installed "
+                              "(pip install 'cmmkit[tensorboard]'); logging to metrics.csv only", stacklevel=2)
+            self.tensorboard = "off"
+            return
+        self.writer = SummaryWriter(log_dir=str(self.run_path / "tensorboard"))
 
     def read(self) -> list[dict[str, str]]:
         if not self.path.exists():
@@ -42,6 +48,7 @@ class MetricsLog:
                 if not rows:
                     w.writeheader()
                 w.writerow(_fmt(row))
+        self._open_tensorboard()
         if self.writer is not None:
             step = int(row.get("epoch", 0))
             for key, value in row.items():

@@ -37,14 +37,12 @@ class RunDir:
         return self.path / "samples"
 
     @classmethod
-    def create(cls, path: Path, config: dict[str, Any]) -> "RunDir":
-        path.mkdir(parents=True, exist_ok=True)
+    def new(cls, path: Path) -> "RunDir":
+        """A run folder to be created (nothing is written yet); refuses to reuse an existing run."""
         if (path / CHECKPOINT).exists():
             raise CheckpointError(f"{path} already holds a run; continue it with `cmmkit train --resume {path}` "
                                   "or choose another --out folder")
-        run = cls(path)
-        run.write_config(config)
-        return run
+        return cls(path)
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
@@ -57,6 +55,7 @@ class RunDir:
         return cls(path)
 
     def write_config(self, config: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".yaml", dir=self.path)
         with os.fdopen(fd, "w") as f:
             yaml.safe_dump(config, f, sort_keys=False)

@@ -124,6 +124,9 @@ class Trainer:
                 self.metrics.write(row)
                 self.preview()
                 self.save()
+                summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+                tqdm.write(f"epoch {self.epoch}/{self.tc.epochs}: {summary} ({seconds:.0f} s, "
+                           f"{n_images / max(seconds, 1e-9):.0f} examples/s)", file=sys.stderr)
         except KeyboardInterrupt:
             path = self.save()
             print(f"\nInterrupted. Checkpoint saved to {path} (epoch {self.epoch}, batch {self.batch_in_epoch}).\n"

@@ -1,0 +1,1 @@
+"""Data helpers shared by every pair: locating, downloading and verifying data files."""
