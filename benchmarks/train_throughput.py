@@ -65,7 +65,8 @@ def hand_loop(data: PairData, config, device) -> float:
     torch.manual_seed(0)
     _, model = build_model(config, data.info)
     model.to(device).train()
-    opt = torch.optim.Adagrad(model.parameters(), lr=config.train.optimizer.lr)
+    oc = config.train.optimizer
+    opt = getattr(torch.optim, oc.name)(model.parameters(), lr=oc.lr, **oc.kwargs)
     xs, ys = data.splits["train"].x, data.splits["train"].y
     bs, n = config.train.batch_size, len(xs)
     order = torch.randperm(n)
