@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cmmkit.hookspecs import Register, hookimpl
 from cmmkit.modalities import ImageModality, NamedVectorModality
-from cmmkit.models.cmma import CMMA
+from cmmkit.models import CGAN, CMMA, CVAE, VAE, AttributeJudge
 
 
 @hookimpl
@@ -16,4 +16,5 @@ def register_modalities(register: Register) -> None:
 
 @hookimpl
 def register_models(register: Register) -> None:
-    register(CMMA)
+    for model in (CMMA, CVAE, VAE, CGAN, AttributeJudge):
+        register(model)

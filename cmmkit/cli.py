@@ -20,13 +20,14 @@ def _train(args: argparse.Namespace) -> int:
         sets.append(f"train.epochs={args.epochs}")
     if args.device:
         sets.append(f"train.device={args.device}")
+    model = getattr(args, "model", None)
     if args.resume:
-        if args.pair or args.preset or args.config:
+        if args.pair or args.preset or args.config or model:
             raise CmmkitError("--resume continues a run with its saved config; use --set to change it "
-                              "(not --pair/--preset/--config)")
+                              "(not --pair/--model/--preset/--config)")
         run = resume(args.resume, sets, progress=not args.no_progress)
     else:
-        config = build_config(args.pair, args.preset, args.config, sets)
+        config = build_config(args.pair, args.preset, args.config, sets, model=model)
         run = train(config, args.out, progress=not args.no_progress)
     print(f"Run saved in {run.path} (epoch {run.meta.get('epoch')}); "
           f"preview images in {run.path / 'samples'}")
@@ -60,6 +61,20 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a pair (or --resume a run)")
+    _train_options(t)
+    t.add_argument("--model", help="cmma (default), cvae, vae, cgan or any plugin's model")
+    t.set_defaults(func=_train)
+
+    j = sub.add_parser("train-judge", help="train the attribute classifier used for attribute fidelity")
+    _train_options(j)
+    j.set_defaults(func=_train, model="attribute_judge")
+
+    p = sub.add_parser("pairs", help="list installed pairs with their plugin, version and modalities")
+    p.set_defaults(func=_pairs)
+    return parser
+
+
+def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--pair", help="pair to train on (see `cmmkit pairs`)")
     t.add_argument("--preset", help="named preset of the pair: default (CPU), paper (GPU), tiny")
     t.add_argument("--config", help="YAML/JSON config file (sections pair, model, data, train)")
@@ -70,11 +85,6 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     t.add_argument("--device", help="shortcut for --set train.device=... (auto, cpu, cuda)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
-    t.set_defaults(func=_train)
-
-    p = sub.add_parser("pairs", help="list installed pairs with their plugin, version and modalities")
-    p.set_defaults(func=_pairs)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -154,13 +154,21 @@ def _describe(section: str, cls: type[BaseModel], err: Any) -> str:
 
 
 def build_config(pair: str | None = None, preset: str | None = None, file: str | Path | None = None,
-                 sets: list[str] | None = None, base: dict[str, Any] | None = None) -> RunConfig:
+                 sets: list[str] | None = None, base: dict[str, Any] | None = None,
+                 model: str | None = None) -> RunConfig:
     """Merge preset, file and overrides, then validate. ``base`` (e.g. a saved run's config)
-    replaces the preset when given."""
+    replaces the preset when given.
+
+    A preset may hold ``models: {name: partial config}``: sizes and training settings for each
+    model, merged in for the chosen model (``model``, else ``model.name`` from the overrides, the
+    file or the preset, else ``cmma``).
+    """
     from cmmkit.registry import get_registry
 
     file_raw = read_config_file(file) if file else {}
     set_raw = parse_set(sets or [])
+    if model:
+        set_raw = deep_merge(set_raw, {"model": {"name": model}})
     name = pair or set_raw.get("pair", {}).get("name") or file_raw.get("pair", {}).get("name") \
         or (base or {}).get("pair", {}).get("name")
     if not name:
@@ -171,7 +179,14 @@ def build_config(pair: str | None = None, preset: str | None = None, file: str |
         if chosen not in presets:
             raise ConfigError(f"unknown preset {chosen!r} for pair {name!r}.{suggest(chosen, presets)} "
                               f"Available: {', '.join(sorted(presets))}")
-        base = presets[chosen]
+        base = copy.deepcopy(presets[chosen])
+        per_model = base.pop("models", {})
+        model_name = (set_raw.get("model", {}).get("name") or file_raw.get("model", {}).get("name")
+                      or base.get("model", {}).get("name") or "cmma")
+        if model_name != base.get("model", {}).get("name", model_name):
+            base.pop("model", None)  # the preset's model section describes another model
+        base = deep_merge(base, per_model.get(model_name, {}))
+        base = deep_merge(base, {"model": {"name": model_name}})
     raw = deep_merge(deep_merge(base, file_raw), set_raw)
     raw = deep_merge(raw, {"pair": {"name": name}})
     return validate(raw)

@@ -39,9 +39,14 @@ class SyntheticPair(Pair):
     Config = SynthConfig
 
     def presets(self) -> dict[str, dict[str, Any]]:
-        return {"default": {"model": {"name": "cmma", "latent_dim": 4, "prior_hidden": 16, "posterior_hidden": 16,
-                                      "posterior_y_hidden": 8},
-                            "train": {"epochs": 1, "batch_size": 16, "grid_examples": 8}}}
+        small = {"latent_dim": 4, "posterior_hidden": 16, "posterior_y_hidden": 8}
+        return {"default": {"train": {"epochs": 1, "batch_size": 16, "grid_examples": 8},
+                            "models": {"cmma": {"model": {**small, "prior_hidden": 16}},
+                                       "cvae": {"model": {**small, "decoder_y_hidden": 8}},
+                                       "vae": {"model": {"latent_dim": 4, "posterior_hidden": 16}},
+                                       "cgan": {"model": {"noise_dim": 4, "generator_y_hidden": 8,
+                                                          "discriminator_hidden": 16, "discriminator_y_hidden": 8}},
+                                       "attribute_judge": {"model": {"hidden": 16}}}}}
 
     def load(self, config: SynthConfig, data_dir: Path | None, *, download: bool = True,  # type: ignore[override]
              progress: bool = True) -> PairData:

@@ -1,6 +1,11 @@
 """Models: every model plugs into the one trainer through :class:`ConditionalModel`."""
 
 from cmmkit.models.base import ConditionalModel, ModelConfig
+from cmmkit.models.cgan import CGAN, CGANConfig
 from cmmkit.models.cmma import CMMA, CMMAConfig
+from cmmkit.models.cvae import CVAE, VAE, CVAEConfig, VAEConfig
+from cmmkit.models.judge import AttributeJudge, JudgeConfig
+from cmmkit.models.latent import LatentModel
 
-__all__ = ["CMMA", "CMMAConfig", "ConditionalModel", "ModelConfig"]
+__all__ = ["CGAN", "CGANConfig", "CMMA", "CMMAConfig", "CVAE", "CVAEConfig", "VAE", "VAEConfig", "AttributeJudge",
+           "JudgeConfig", "ConditionalModel", "LatentModel", "ModelConfig"]

@@ -30,6 +30,7 @@ class ConditionalModel(nn.Module, ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    can_generate: ClassVar[bool] = True  # False for helpers such as attribute classifiers
 
     def __init__(self, config: ModelConfig, x: Modality, y: Modality) -> None:
         super().__init__()

@@ -16,45 +16,21 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
-from torch.nn import functional as F
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.modality import Modality, Value
-from cmmkit.models.base import ConditionalModel, ModelConfig
+from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel
 
 
-class CMMAConfig(ModelConfig):
+class CMMAConfig(LatentConfig):
     name: Literal["cmma"] = "cmma"
-    latent_dim: int = Field(500, ge=1, description="size of z (500 in the paper)")
     prior_hidden: int = Field(800, ge=1, description="hidden softplus units of f (800 in the paper)")
     posterior: Literal["xy", "x"] = Field("xy", description="h reads (x, y) (§2.2) or x alone (eqs. 4-6)")
-    posterior_hidden: int = Field(512, ge=1, description="features of x fed to the posterior heads")
-    posterior_y_hidden: int = Field(256, ge=1, description="features of y fed to the posterior heads")
     y_surrogate_weight: float = Field(1.0, ge=0.0, description="weight of E_p(z|y) log q(y|z); 0 disables h2")
 
 
-class GaussianHead(nn.Module):
-    """Two parallel linear layers giving (mu, log sigma^2) of a diagonal Gaussian.
-
-    The log-variance is softly kept in [logvar_min, logvar_max] (identity in between): with
-    Adagrad's large first steps an unbounded linear log-variance can jump to hundreds and turn the
-    closed-form KL (eq. 7) into inf within a few batches.
-    """
-
-    def __init__(self, in_features: int, out_features: int, logvar_min: float = -12.0, logvar_max: float = 6.0) -> None:
-        super().__init__()
-        self.mu = nn.Linear(in_features, out_features)
-        self.logvar = nn.Linear(in_features, out_features)
-        self.logvar_min, self.logvar_max = logvar_min, logvar_max
-
-    def forward(self, h: torch.Tensor) -> DiagonalGaussian:
-        raw = self.logvar(h)
-        logvar = self.logvar_min + F.softplus(raw - self.logvar_min) - F.softplus(raw - self.logvar_max)
-        return DiagonalGaussian(self.mu(h), logvar)
-
-
-class CMMA(ConditionalModel):
+class CMMA(LatentModel):
     name = "cmma"
     Config = CMMAConfig
     config: CMMAConfig
@@ -70,7 +46,6 @@ class CMMA(ConditionalModel):
         self.decoder = x.decoder(c.latent_dim)
         self.y_decoder = y.decoder(c.latent_dim) if c.y_surrogate_weight > 0 else None
 
-    # --- the three methods the bound needs ------------------------------------------------
     def prior(self, y: Value) -> DiagonalGaussian:
         return self.prior_net(y)
 
@@ -80,31 +55,11 @@ class CMMA(ConditionalModel):
             feats = torch.cat([feats, self.y_encoder(y)], dim=-1)
         return self.posterior_head(feats)
 
-    def log_likelihood(self, z: torch.Tensor, x: Value, y: Value) -> torch.Tensor:
-        return self.decoder.log_prob(z, x)
-
-    # --- trainer contract -----------------------------------------------------------------
-    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        prepared = self.prepare(batch)
-        terms = bound.elbo(self, prepared)
-        loss = -terms.elbo.mean()
-        logs = {"bound": terms.elbo.mean().detach(), "kl": terms.kl.mean().detach()}
-        if self.y_decoder is not None:
-            sur = bound.y_surrogate(self, prepared).mean()
-            loss = loss - self.config.y_surrogate_weight * sur
-            logs["log_q_y"] = sur.detach()
-        return loss, logs
-
-    @torch.no_grad()
-    def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
-        terms = bound.elbo(self, self.prepare(batch))
-        return {"bound": terms.elbo, "kl": terms.kl, "log_likelihood": terms.log_likelihood}
-
-    @torch.no_grad()
-    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
-        """Fig. 7: h removed, f connected in its place: z ~ p(z | y), then g."""
-        z = self.prior(self.y.prepare(y, dequantize=False)).rsample(noise_scale)
-        return self.decoder.generate(z, noise_scale)
+    def extra_loss(self, prepared: dict[str, Value]) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        if self.y_decoder is None:
+            return None, {}
+        sur = bound.y_surrogate(self, prepared).mean()
+        return -self.config.y_surrogate_weight * sur, {"log_q_y": sur.detach()}
 
     @torch.no_grad()
     def infer_y(self, x: Value) -> Value:

@@ -199,7 +199,7 @@ class Trainer:
     def preview(self) -> Path | None:
         """Generate x from the first validation y's (noise 0) and let the modality draw them."""
         k = min(self.tc.grid_examples, len(self.data.splits["val"]))
-        if k == 0:
+        if k == 0 or not self.model.can_generate:
             return None
         batch = to_device(self.data.splits["val"].get_batch(torch.arange(k)), self.device)
         self.model.eval()

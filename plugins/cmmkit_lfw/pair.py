@@ -43,30 +43,59 @@ class LFWConfig(PairConfig):
     y: NamedVectorOptions = NamedVectorOptions()
 
 
+_GAN_OPT = {"name": "Adam", "lr": 2e-4, "kwargs": {"betas": [0.5, 0.999]}}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Finishes on a 2-core CPU in under 15 minutes with recognisable faces. Adam, not the paper's
     # Adagrad: in the same 300 steps Adagrad reached a bound of ~3-6k nats (lr 0.001-0.005) or
     # diverged (lr 0.02) where Adam reached ~10.8k (docs/training.md has the numbers).
     "default": {
-        "model": {"name": "cmma", "latent_dim": 128, "prior_hidden": 800, "posterior_hidden": 512,
-                  "posterior_y_hidden": 256},
         "pair": {"x": {"base_channels": 32, "layers": 4}},
         "train": {"epochs": 20, "batch_size": 64, "optimizer": {"name": "Adam", "lr": 0.001}},
+        "models": {
+            "cmma": {"model": {"latent_dim": 128, "prior_hidden": 800, "posterior_hidden": 512,
+                               "posterior_y_hidden": 256}},
+            "cvae": {"model": {"latent_dim": 128, "posterior_hidden": 512, "posterior_y_hidden": 256,
+                               "decoder_y_hidden": 256}},
+            "vae": {"model": {"latent_dim": 128, "posterior_hidden": 512}},
+            "cgan": {"model": {"noise_dim": 128, "generator_y_hidden": 256, "discriminator_hidden": 512,
+                               "discriminator_y_hidden": 256},
+                     "train": {"group_optimizers": {"discriminator": _GAN_OPT, "generator": _GAN_OPT}}},
+            "attribute_judge": {"model": {"hidden": 256}, "train": {"epochs": 8}},
+        },
     },
     # §4.1/4.3 of the paper: 500-d latent, 800 softplus units in f, Adagrad, 500 epochs (a GPU job).
     "paper": {
-        "model": {"name": "cmma", "latent_dim": 500, "prior_hidden": 800, "posterior_hidden": 1024,
-                  "posterior_y_hidden": 800},
         "pair": {"x": {"base_channels": 64, "layers": 4}},
         "train": {"epochs": 500, "batch_size": 100, "optimizer": {"name": "Adagrad", "lr": 0.002}},
+        "models": {
+            "cmma": {"model": {"latent_dim": 500, "prior_hidden": 800, "posterior_hidden": 1024,
+                               "posterior_y_hidden": 800}},
+            "cvae": {"model": {"latent_dim": 500, "posterior_hidden": 1024, "posterior_y_hidden": 800,
+                               "decoder_y_hidden": 800}},
+            "vae": {"model": {"latent_dim": 500, "posterior_hidden": 1024}},
+            "cgan": {"model": {"noise_dim": 500, "generator_y_hidden": 800, "discriminator_hidden": 1024,
+                               "discriminator_y_hidden": 800},
+                     "train": {"group_optimizers": {"discriminator": {"name": "Adagrad", "lr": 0.002},
+                                                    "generator": {"name": "Adagrad", "lr": 0.002}}}},
+            "attribute_judge": {"model": {"hidden": 512}, "train": {"epochs": 30}},
+        },
     },
     # Seconds per epoch: smoke tests and trying out the toolkit.
     "tiny": {
-        "model": {"name": "cmma", "latent_dim": 16, "prior_hidden": 64, "posterior_hidden": 64,
-                  "posterior_y_hidden": 32},
         "pair": {"x": {"base_channels": 8, "layers": 4}, "y": {"hidden": 64}},
         "train": {"epochs": 1, "batch_size": 32, "optimizer": {"name": "Adam", "lr": 0.002},
                   "grid_examples": 16},
+        "models": {
+            "cmma": {"model": {"latent_dim": 16, "prior_hidden": 64, "posterior_hidden": 64,
+                               "posterior_y_hidden": 32}},
+            "cvae": {"model": {"latent_dim": 16, "posterior_hidden": 64, "posterior_y_hidden": 32,
+                               "decoder_y_hidden": 32}},
+            "vae": {"model": {"latent_dim": 16, "posterior_hidden": 64}},
+            "cgan": {"model": {"noise_dim": 16, "generator_y_hidden": 32, "discriminator_hidden": 64,
+                               "discriminator_y_hidden": 32}},
+            "attribute_judge": {"model": {"hidden": 64}},
+        },
     },
 }
 

@@ -1,0 +1,82 @@
+"""Baselines with a fixed N(0, I) prior: the conditional VAE of eq. 13 and a plain VAE.
+
+§4.2: "the encoder and decoder of CVAE closely mimic the MLPs g and h of CMMA", so both reuse the
+modalities' encoder and decoder exactly as CMMA does; the CVAE's decoder reads (z, y) where CMMA's
+reads z, and its prior does not depend on y. The VAE ignores y entirely (needed for Fig. 4).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from cmmkit.distributions import DiagonalGaussian, standard_normal_like
+from cmmkit.modality import Modality, Value
+from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel
+
+
+class CVAEConfig(LatentConfig):
+    name: Literal["cvae"] = "cvae"
+    decoder_y_hidden: int = Field(256, ge=1, description="features of y concatenated to z for the decoder")
+
+
+class CVAE(LatentModel):
+    """q(z | x, y), p(z) = N(0, I), p(x | y, z) (eq. 13)."""
+
+    name = "cvae"
+    Config = CVAEConfig
+    config: CVAEConfig
+
+    def __init__(self, config: CVAEConfig, x: Modality, y: Modality) -> None:
+        super().__init__(config, x, y)
+        c = config
+        self.x_encoder = x.encoder(c.posterior_hidden)
+        self.y_encoder = y.encoder(c.posterior_y_hidden)
+        self.posterior_head = GaussianHead(c.posterior_hidden + c.posterior_y_hidden, c.latent_dim)
+        self.decoder_y = y.encoder(c.decoder_y_hidden)
+        self.decoder = x.decoder(c.latent_dim + c.decoder_y_hidden)
+
+    def prior(self, y: Value) -> DiagonalGaussian:
+        return standard_normal_like(torch.zeros(_rows(y), self.config.latent_dim, device=self._device()))
+
+    def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
+        return self.posterior_head(torch.cat([self.x_encoder(x), self.y_encoder(y)], dim=-1))
+
+    def decoder_input(self, z: torch.Tensor, y: Value) -> torch.Tensor:
+        return torch.cat([z, self.decoder_y(y)], dim=-1)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+class VAEConfig(LatentConfig):
+    name: Literal["vae"] = "vae"
+
+
+class VAE(LatentModel):
+    """q(z | x), p(z) = N(0, I), p(x | z): no conditioning (generation ignores y)."""
+
+    name = "vae"
+    Config = VAEConfig
+    config: VAEConfig
+
+    def __init__(self, config: VAEConfig, x: Modality, y: Modality) -> None:
+        super().__init__(config, x, y)
+        self.x_encoder = x.encoder(config.posterior_hidden)
+        self.posterior_head = GaussianHead(config.posterior_hidden, config.latent_dim)
+        self.decoder = x.decoder(config.latent_dim)
+
+    def prior(self, y: Value) -> DiagonalGaussian:
+        return standard_normal_like(torch.zeros(_rows(y), self.config.latent_dim,
+                                                device=next(self.parameters()).device))
+
+    def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
+        return self.posterior_head(self.x_encoder(x))
+
+
+def _rows(value: Value) -> int:
+    from cmmkit.modality import batch_size
+
+    return batch_size(value)

@@ -1,0 +1,104 @@
+"""Shared code of the latent-variable models (CMMA, CVAE, VAE): one loss, one evaluation.
+
+A subclass only defines its networks through ``prior``, ``posterior`` and ``decode``; the bound
+(``cmmkit.bound.elbo``) turns them into eq. 6 (CMMA) or eq. 13 (CVAE, VAE), so no model carries its
+own copy of the loss.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch.nn import functional as F
+
+from cmmkit import bound
+from cmmkit.distributions import DiagonalGaussian
+from cmmkit.modality import Decoder, Value
+from cmmkit.models.base import ConditionalModel, ModelConfig
+
+
+class LatentConfig(ModelConfig):
+    latent_dim: int = Field(500, ge=1, description="size of z (500 in the paper)")
+    posterior_hidden: int = Field(512, ge=1, description="features of x fed to the posterior heads")
+    posterior_y_hidden: int = Field(256, ge=1, description="features of y fed to the posterior heads")
+
+
+class GaussianHead(nn.Module):
+    """Two parallel linear layers giving (mu, log sigma^2) of a diagonal Gaussian.
+
+    The log-variance is softly kept in [logvar_min, logvar_max] (identity in between): with
+    Adagrad's large first steps an unbounded linear log-variance can jump to hundreds and turn the
+    closed-form KL (eq. 7) into inf within a few batches.
+    """
+
+    def __init__(self, in_features: int, out_features: int, logvar_min: float = -12.0, logvar_max: float = 6.0) -> None:
+        super().__init__()
+        self.mu = nn.Linear(in_features, out_features)
+        self.logvar = nn.Linear(in_features, out_features)
+        self.logvar_min, self.logvar_max = logvar_min, logvar_max
+
+    def forward(self, h: torch.Tensor) -> DiagonalGaussian:
+        raw = self.logvar(h)
+        logvar = self.logvar_min + F.softplus(raw - self.logvar_min) - F.softplus(raw - self.logvar_max)
+        return DiagonalGaussian(self.mu(h), logvar)
+
+
+class LatentModel(ConditionalModel):
+    """p(x | y) = ∫ p(x | z[, y]) p(z | y) dz with an amortised Gaussian posterior."""
+
+    config: LatentConfig
+    decoder: Decoder
+
+    @abstractmethod
+    def prior(self, y: Value) -> DiagonalGaussian:
+        """p(z | y): CMMA's f network, or N(0, I) for a CVAE/VAE."""
+
+    @abstractmethod
+    def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
+        """q(z | x, y) (or q(z | x))."""
+
+    def decoder_input(self, z: torch.Tensor, y: Value) -> torch.Tensor:
+        """What the decoder g reads: z for CMMA/VAE, (z, y) for a CVAE."""
+        return z
+
+    def log_likelihood(self, z: torch.Tensor, x: Value, y: Value) -> torch.Tensor:
+        return self.decoder.log_prob(self.decoder_input(z, y), x)
+
+    def extra_loss(self, prepared: dict[str, Value]) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """A term added to the loss besides -ELBO (CMMA's log p(y) surrogate); none by default."""
+        return None, {}
+
+    # --- trainer contract -----------------------------------------------------------------
+    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        prepared = self.prepare(batch)
+        terms = bound.elbo(self, prepared)
+        loss = -terms.elbo.mean()
+        logs = {"bound": terms.elbo.mean().detach(), "kl": terms.kl.mean().detach()}
+        extra, extra_logs = self.extra_loss(prepared)
+        if extra is not None:
+            loss = loss + extra
+        return loss, {**logs, **extra_logs}
+
+    @torch.no_grad()
+    def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
+        terms = bound.elbo(self, self.prepare(batch))
+        return {"bound": terms.elbo, "kl": terms.kl, "log_likelihood": terms.log_likelihood}
+
+    @torch.no_grad()
+    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
+        """z from the prior (its mean when ``noise_scale=0``), then g (Fig. 7 for CMMA)."""
+        yp = self.y.prepare(y, dequantize=False)
+        z = self.prior(yp).rsample(noise_scale)
+        return self.decoder.generate(self.decoder_input(z, yp), noise_scale)
+
+    @torch.no_grad()
+    def encode(self, x: Value, y: Value) -> DiagonalGaussian:
+        """q(z | x, y) for raw values (no dequantization noise): for editing and latent plots."""
+        return self.posterior(self.x.prepare(x, dequantize=False), self.y.prepare(y, dequantize=False))
+
+    def describe(self) -> dict[str, Any]:
+        return {"latent_dim": self.config.latent_dim}
