@@ -53,6 +53,39 @@ def _pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cmmkit.evaluation.evaluate import EVAL_FILE, EvalOptions, evaluate_run
+    from cmmkit.report import report_table
+
+    opts = EvalOptions(split=args.split, k=args.k, is_examples=args.is_examples, parzen_samples=args.parzen_samples,
+                       parzen=not args.no_parzen, parzen_val_examples=args.parzen_val_examples,
+                       judge=Path(args.judge) if args.judge else None, seeds=args.seeds,
+                       max_examples=args.max_examples, data_dir=Path(args.data_dir) if args.data_dir else None,
+                       device=args.device)
+    result = evaluate_run(args.run, opts, progress=not args.no_progress)
+    print(report_table([result])[0])
+    print(f"\nwrote {Path(args.run) / EVAL_FILE}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cmmkit.report import load_eval, report_table
+
+    markdown, csv_text = report_table([load_eval(Path(r)) for r in args.runs])
+    print(markdown)
+    for path, text in ((args.output, markdown), (args.csv, csv_text)):
+        if path:
+            try:
+                Path(path).write_text(text)
+            except OSError as exc:
+                raise CmmkitError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     from cmmkit import __version__
 
@@ -71,6 +104,28 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pairs", help="list installed pairs with their plugin, version and modalities")
     p.set_defaults(func=_pairs)
+
+    e = sub.add_parser("evaluate", help="test bound, importance-sampled and Parzen log p(x|y), attribute fidelity")
+    e.add_argument("run", help="run folder written by `cmmkit train`")
+    e.add_argument("--split", default="test", help="split to evaluate (default test)")
+    e.add_argument("--k", type=int, default=1000, help="importance samples per example (default 1000)")
+    e.add_argument("--is-examples", type=int, help="importance-sample only the first N examples (it is the slow part)")
+    e.add_argument("--parzen-samples", type=int, default=100, help="samples from p(x|y) per example for Parzen")
+    e.add_argument("--parzen-val-examples", type=int, default=200, help="validation examples for choosing sigma")
+    e.add_argument("--no-parzen", action="store_true", help="skip the Parzen-window estimate")
+    e.add_argument("--judge", help="attribute_judge run folder (from `cmmkit train-judge`) for attribute fidelity")
+    e.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds; mean ± std over them (e.g. 0 1 2)")
+    e.add_argument("--max-examples", type=int, help="evaluate the first N examples of the split only")
+    e.add_argument("--data-dir", help="folder holding the pair's data (else the run's config / $CMMKIT_DATA)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("report", help="runs side by side in the shape of the paper's Table 2")
+    r.add_argument("runs", nargs="+", help="evaluated run folders")
+    r.add_argument("-o", "--output", help="also write the markdown table here")
+    r.add_argument("--csv", help="also write a CSV table here")
+    r.set_defaults(func=_report)
     return parser
 
 
