@@ -56,3 +56,10 @@ def test_unknown_preset_lists_the_available_ones(synthetic_pair):
 
 def test_parse_set_nests():
     assert parse_set(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
+
+
+def test_model_choice_picks_that_models_preset_section(synthetic_pair):
+    assert build_config("synthetic", model="cvae").model.decoder_y_hidden == 8
+    assert build_config("synthetic", sets=["model.name=vae"]).model.name == "vae"
+    with pytest.raises(ConfigError, match="model.prior_hidden: unknown key"):
+        build_config("synthetic", model="cvae", sets=["model.prior_hidden=3"])

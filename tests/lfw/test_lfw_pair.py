@@ -106,3 +106,12 @@ def test_real_mirror_through_the_pair(lfw_mirror):
     data = load_data(cfg, progress=False)
     assert [len(data.splits[s]) for s in ("train", "val", "test")] == [10_000, 1_000, 2_142]
     assert len(data.info["y"]["names"]) == 73
+
+
+@pytest.mark.parametrize("preset", ["default", "paper", "tiny"])
+@pytest.mark.parametrize("model", ["cmma", "cvae", "vae", "cgan", "attribute_judge"])
+def test_every_preset_validates_for_every_model(preset, model):
+    cfg = build_config("lfw_faces_attrs", preset=preset, model=model)
+    assert cfg.model.name == model
+    if preset == "paper" and model == "cmma":
+        assert (cfg.model.latent_dim, cfg.model.prior_hidden, cfg.train.optimizer.name) == (500, 800, "Adagrad")
