@@ -58,8 +58,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "cvae": {"model": {"latent_dim": 128, "posterior_hidden": 512, "posterior_y_hidden": 256,
                                "decoder_y_hidden": 256}},
             "vae": {"model": {"latent_dim": 128, "posterior_hidden": 512}},
+            # lr and init_std from the validation-Parzen sweep in docs/results.md (examples/cgan_sweep.sh)
             "cgan": {"model": {"noise_dim": 128, "generator_y_hidden": 256, "discriminator_hidden": 512,
-                               "discriminator_y_hidden": 256},
+                               "discriminator_y_hidden": 256, "init_std": 0.05},
                      "train": {"group_optimizers": {"discriminator": _GAN_OPT, "generator": _GAN_OPT}}},
             "attribute_judge": {"model": {"hidden": 256}, "train": {"epochs": 8}},
         },
