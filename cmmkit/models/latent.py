@@ -8,8 +8,6 @@ own copy of the loss.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
-
 import torch
 from pydantic import Field
 from torch import nn
@@ -99,6 +97,3 @@ class LatentModel(ConditionalModel):
     def encode(self, x: Value, y: Value) -> DiagonalGaussian:
         """q(z | x, y) for raw values (no dequantization noise): for editing and latent plots."""
         return self.posterior(self.x.prepare(x, dequantize=False), self.y.prepare(y, dequantize=False))
-
-    def describe(self) -> dict[str, Any]:
-        return {"latent_dim": self.config.latent_dim}
