@@ -26,6 +26,7 @@ from cmmkit.distributions import DiagonalGaussian
 class BoundTerms:
     log_likelihood: torch.Tensor  # (B,) E_q log p(x | z), one-sample estimate
     kl: torch.Tensor  # (B,) KL(q(z|x,y) || p(z|y)), closed form
+    prior: DiagonalGaussian  # p(z | y), kept so the log p(y) surrogate does not recompute it
 
     @property
     def elbo(self) -> torch.Tensor:
@@ -35,15 +36,16 @@ class BoundTerms:
 def elbo(model: Any, batch: dict[str, Any], noise_scale: float = 1.0) -> BoundTerms:
     """Eq. 6 (CMMA) / eq. 13 (CVAE) per example on a prepared batch."""
     x, y = batch["x"], batch["y"]
-    q = model.posterior(x, y)
+    q, p = model.posterior(x, y), model.prior(y)
     z = q.rsample(noise_scale)
-    return BoundTerms(model.log_likelihood(z, x, y), q.kl(model.prior(y)))
+    return BoundTerms(model.log_likelihood(z, x, y), q.kl(p), p)
 
 
-def y_surrogate(model: Any, batch: dict[str, Any]) -> torch.Tensor:
-    """E_{p(z|y)} log q(y|z) of §2.1, the stand-in for log p(y) (one sample), shape (B,)."""
+def y_surrogate(model: Any, batch: dict[str, Any], prior: DiagonalGaussian | None = None) -> torch.Tensor:
+    """E_{p(z|y)} log q(y|z) of §2.1, the stand-in for log p(y) (one sample), shape (B,).
+    Pass ``prior`` (e.g. ``BoundTerms.prior``) to reuse an already computed p(z | y)."""
     y = batch["y"]
-    z = model.prior(y).rsample()
+    z = (prior if prior is not None else model.prior(y)).rsample()
     return model.y_decoder.log_prob(z, y)
 
 

@@ -58,11 +58,7 @@ def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = 
     random.seed(config.train.seed)
     pair, model = build_model(config, data.info)
     run = RunDir.new(Path(out) if out else default_run_dir(config))
-    trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, data.info))
-    run.write_config(dump(config))  # only once the device and optimizers are known to work
-    _announce(trainer, run)
-    trainer.fit()
-    return TrainedRun(run.path, config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})
+    return _fit(config, pair, model, data, run, data.info, progress)
 
 
 def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = True) -> "TrainedRun":
@@ -73,9 +69,17 @@ def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = 
     data = load_data(config, progress=progress)
     pair, model = build_model(config, meta["data_info"])
     _load_weights(model, weights, run.checkpoint)
+    return _fit(config, pair, model, data, run, meta["data_info"], progress, (state, meta))
+
+
+def _fit(config: RunConfig, pair: Pair, model: ConditionalModel, data: PairData, run: RunDir,
+         info: dict[str, Any], progress: bool, restore: tuple[dict[str, Any], dict[str, Any]] | None = None
+         ) -> "TrainedRun":
+    """Set up the trainer (checking device and optimizers before anything is written), then train."""
+    trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, info))
     run.write_config(dump(config))
-    trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, meta["data_info"]))
-    trainer.restore(state, meta)
+    if restore is not None:
+        trainer.restore(*restore)
     _announce(trainer, run)
     trainer.fit()
     return TrainedRun(run.path, config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})

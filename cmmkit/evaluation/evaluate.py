@@ -53,10 +53,6 @@ class EvalOptions:
     device: str = "auto"
 
 
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -78,7 +74,7 @@ def _seeded(seed: int, fn: Callable[[], float]) -> float:
 def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Compute the measures for ``run_dir`` on ``opts.split``, write ``eval.json``, return it."""
     opts = opts or EvalOptions()
-    run = load_run(run_dir, device=_device(opts.device))
+    run = load_run(run_dir, device=opts.device)  # load_run resolves 'auto'
     if not run.model.can_generate:
         raise ConfigError(f"{run_dir}: a {run.model.name} run does not model p(x | y); evaluate a generative run")
     config = run.config

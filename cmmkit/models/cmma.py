@@ -55,10 +55,11 @@ class CMMA(LatentModel):
             feats = torch.cat([feats, self.y_encoder(y)], dim=-1)
         return self.posterior_head(feats)
 
-    def extra_loss(self, prepared: dict[str, Value]) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    def extra_loss(self, prepared: dict[str, Value], terms: bound.BoundTerms
+                   ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         if self.y_decoder is None:
             return None, {}
-        sur = bound.y_surrogate(self, prepared).mean()
+        sur = bound.y_surrogate(self, prepared, terms.prior).mean()
         return -self.config.y_surrogate_weight * sur, {"log_q_y": sur.detach()}
 
     @torch.no_grad()

@@ -13,7 +13,7 @@ import torch
 from pydantic import Field
 
 from cmmkit.distributions import DiagonalGaussian, standard_normal_like
-from cmmkit.modality import Modality, Value
+from cmmkit.modality import Modality, Value, batch_size
 from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel
 
 
@@ -39,16 +39,13 @@ class CVAE(LatentModel):
         self.decoder = x.decoder(c.latent_dim + c.decoder_y_hidden)
 
     def prior(self, y: Value) -> DiagonalGaussian:
-        return standard_normal_like(torch.zeros(_rows(y), self.config.latent_dim, device=self._device()))
+        return _standard_normal(self, y)
 
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
         return self.posterior_head(torch.cat([self.x_encoder(x), self.y_encoder(y)], dim=-1))
 
     def decoder_input(self, z: torch.Tensor, y: Value) -> torch.Tensor:
         return torch.cat([z, self.decoder_y(y)], dim=-1)
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
 
 
 class VAEConfig(LatentConfig):
@@ -69,14 +66,13 @@ class VAE(LatentModel):
         self.decoder = x.decoder(config.latent_dim)
 
     def prior(self, y: Value) -> DiagonalGaussian:
-        return standard_normal_like(torch.zeros(_rows(y), self.config.latent_dim,
-                                                device=next(self.parameters()).device))
+        return _standard_normal(self, y)
 
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
         return self.posterior_head(self.x_encoder(x))
 
 
-def _rows(value: Value) -> int:
-    from cmmkit.modality import batch_size
-
-    return batch_size(value)
+def _standard_normal(model: LatentModel, y: Value) -> DiagonalGaussian:
+    """p(z) = N(0, I), one row per example of y (eq. 13's prior)."""
+    mu = torch.zeros(batch_size(y), model.config.latent_dim, device=next(model.parameters()).device)
+    return standard_normal_like(mu)

@@ -66,7 +66,8 @@ class LatentModel(ConditionalModel):
     def log_likelihood(self, z: torch.Tensor, x: Value, y: Value) -> torch.Tensor:
         return self.decoder.log_prob(self.decoder_input(z, y), x)
 
-    def extra_loss(self, prepared: dict[str, Value]) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    def extra_loss(self, prepared: dict[str, Value], terms: bound.BoundTerms
+                   ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         """A term added to the loss besides -ELBO (CMMA's log p(y) surrogate); none by default."""
         return None, {}
 
@@ -76,7 +77,7 @@ class LatentModel(ConditionalModel):
         terms = bound.elbo(self, prepared)
         loss = -terms.elbo.mean()
         logs = {"bound": terms.elbo.mean().detach(), "kl": terms.kl.mean().detach()}
-        extra, extra_logs = self.extra_loss(prepared)
+        extra, extra_logs = self.extra_loss(prepared, terms)
         if extra is not None:
             loss = loss + extra
         return loss, {**logs, **extra_logs}
