@@ -18,8 +18,12 @@ LOG_2PI = math.log(2 * math.pi)
 
 def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, event_dims: int) -> torch.Tensor:
     """log N(x; mu, diag(exp(logvar))), summed over the last ``event_dims`` dimensions (exact form of eq. 8)."""
-    lp = -0.5 * (LOG_2PI + logvar + (x - mu).pow(2) * torch.exp(-logvar))
-    return lp.flatten(start_dim=lp.dim() - event_dims).sum(-1) if event_dims else lp
+    # the constant is added once per event, not per element: one full-size op fewer in the hot path
+    lp = -0.5 * (logvar + (x - mu).square() * torch.exp(-logvar))
+    if not event_dims:
+        return lp - 0.5 * LOG_2PI
+    event_size = math.prod(lp.shape[lp.dim() - event_dims:])
+    return lp.flatten(start_dim=lp.dim() - event_dims).sum(-1) - 0.5 * LOG_2PI * event_size
 
 
 def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
