@@ -21,6 +21,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.device:
         sets.append(f"train.device={args.device}")
     model = getattr(args, "model", None)
+    if getattr(args, "judge", False):
+        model = _judge_model(args.pair)
     if args.resume:
         if args.pair or args.preset or args.config or model:
             raise CmmkitError("--resume continues a run with its saved config; use --set to change it "
@@ -32,6 +34,19 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Run saved in {run.path} (epoch {run.meta.get('epoch')}); "
           f"preview images in {run.path / 'samples'}")
     return 0
+
+
+def _judge_model(pair_name: str | None) -> str | None:
+    """The judge model the pair declares (``Pair.judge_model``); the config check reports a
+    missing ``--pair``."""
+    if not pair_name:
+        return None
+    from cmmkit.registry import get_registry
+
+    pair = get_registry().pair(pair_name)
+    if pair.judge_model is None:
+        raise CmmkitError(f"pair {pair_name!r} declares no judge model to train")
+    return pair.judge_model
 
 
 def _pairs(args: argparse.Namespace) -> int:
@@ -98,9 +113,9 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="cmma (default), cvae, vae, cgan or any plugin's model")
     t.set_defaults(func=_train)
 
-    j = sub.add_parser("train-judge", help="train the attribute classifier used for attribute fidelity")
+    j = sub.add_parser("train-judge", help="train the pair's judge (e.g. the LFW attribute classifier) used by `cmmkit evaluate --judge`")
     _train_options(j)
-    j.set_defaults(func=_train, model="attribute_judge")
+    j.set_defaults(func=_train, judge=True)
 
     p = sub.add_parser("pairs", help="list installed pairs with their plugin, version and modalities")
     p.set_defaults(func=_pairs)

@@ -12,6 +12,7 @@ them with :func:`to_device` and slices them with :func:`batch_size`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -96,6 +97,16 @@ class Modality(ABC):
         ``path`` (a ``.png`` path). Return False when the modality has nothing to show."""
         return False
 
+    def save_outputs(self, items: list[Any], path: Path, columns: int = 1,
+                     labels: list[str] | None = None) -> list[Path]:
+        """Write user-form values (from :meth:`to_user`) to ``path`` for ``cmmkit generate``: e.g. a
+        PNG grid of images (``columns`` per row, one row label each), WAV files plus a spectrogram
+        PNG, or a text file. Return the files written; raise :class:`cmmkit.errors.ConfigError`
+        naming the suffixes this modality writes when ``path`` has another one."""
+        from cmmkit.errors import ConfigError
+
+        raise ConfigError(f"the {self.name} modality cannot write outputs to files")
+
 
 def to_device(value: Value, device: torch.device | str) -> Value:
     """Move a tensor or a (nested) dict of tensors to ``device``."""
@@ -113,3 +124,24 @@ def batch_size(value: Value) -> int:
     if isinstance(value, dict):
         return batch_size(next(iter(value.values())))
     return len(value)
+
+
+def repeat(value: Value, n: int) -> Value:
+    """Each example repeated ``n`` times in place ([a, b] -> [a, a, b, b] for n=2), tensors or dicts."""
+    if isinstance(value, dict):
+        return {k: repeat(v, n) for k, v in value.items()}
+    return value.repeat_interleave(n, dim=0) if n > 1 else value
+
+
+def select(value: Value, index: torch.Tensor | slice) -> Value:
+    """Examples ``index`` of a tensor or dict value."""
+    if isinstance(value, dict):
+        return {k: select(v, index) for k, v in value.items()}
+    return value[index]
+
+
+def concat(values: list[Value]) -> Value:
+    """Values of the same structure joined along the batch dimension."""
+    if isinstance(values[0], dict):
+        return {k: concat([v[k] for v in values]) for k in values[0]}
+    return torch.cat(values)

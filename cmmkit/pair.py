@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -73,6 +73,18 @@ class Pair(ABC):
     x_modality: ClassVar[str]  # registered modality names
     y_modality: ClassVar[str]
     Config: ClassVar[type[PairConfig]] = PairConfig
+    #: the generic measures of ``cmmkit evaluate`` that make sense for this pair's x (Parzen windows
+    #: need a fixed-size real x; the bound and importance sampling need only a likelihood)
+    metrics: ClassVar[tuple[str, ...]] = ("bound", "importance_sampling", "parzen")
+    #: model trained by ``cmmkit train-judge`` to judge generated x (None: the pair has no judge)
+    judge_model: ClassVar[str | None] = None
+
+    def evaluations(self) -> dict[str, Callable[[Any], dict[str, Any] | None]]:
+        """Pair-specific measures for ``cmmkit evaluate``: name -> function of an
+        :class:`cmmkit.evaluation.evaluate.EvalContext` returning a JSON-able dict (stored in eval.json under
+        ``pair_metrics[name]``; its optional ``"summary"`` maps column labels to numbers for
+        ``cmmkit report``), or None when it does not apply (e.g. no ``--judge`` given)."""
+        return {}
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """Named partial run configs (nested dicts); ``"default"`` is used when none is named."""

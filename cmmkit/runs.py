@@ -13,7 +13,7 @@ import torch
 from cmmkit import __version__
 from cmmkit.config import RunConfig, build_config, dump, validate
 from cmmkit.errors import CheckpointError, CmmkitError
-from cmmkit.modality import Modality, to_device
+from cmmkit.modality import Modality, repeat, to_device
 from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import Pair, PairData
 from cmmkit.plugins import plugin_version
@@ -132,7 +132,7 @@ class TrainedRun:
         LFW), ``n`` per condition in order."""
         items = [conditions] if isinstance(conditions, dict) else list(conditions)
         y = self.y.from_user(items)
-        y = to_device(y.repeat_interleave(n, dim=0) if n > 1 else y, self.device)
+        y = to_device(repeat(y, n), self.device)
         self.model.eval()
         return self.x.to_user(self.model.generate(y, noise_scale=noise_scale))
 

@@ -37,6 +37,12 @@ class SyntheticPair(Pair):
     x_modality = "image"
     y_modality = "named_vector"
     Config = SynthConfig
+    judge_model = "attribute_judge"
+
+    def evaluations(self) -> dict[str, Any]:
+        from cmmkit.evaluation.fidelity import attribute_fidelity
+
+        return {"attribute_fidelity": attribute_fidelity}
 
     def presets(self) -> dict[str, dict[str, Any]]:
         small = {"latent_dim": 4, "posterior_hidden": 16, "posterior_y_hidden": 8}

@@ -25,14 +25,31 @@ import torch
 from tqdm.auto import tqdm
 
 from cmmkit import __version__, bound
-from cmmkit.errors import CheckpointError, ConfigError
-from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
+from cmmkit.errors import ConfigError
 from cmmkit.evaluation.parzen import PARZEN_NOTE, check_memory, parzen_log_likelihood
-from cmmkit.modality import to_device
+from cmmkit.modality import repeat, select, to_device
 from cmmkit.models.latent import LatentModel
 from cmmkit.runs import TrainedRun, load_data, load_run
 
 EVAL_FILE = "eval.json"
+
+
+@dataclass
+class EvalContext:
+    """What a pair-specific measure (:meth:`cmmkit.pair.Pair.evaluations`) is given."""
+
+    run: TrainedRun
+    dataset: Any  # the evaluated split (a PairDataset)
+    n: int  # evaluate its first n examples
+    opts: "EvalOptions"
+    progress: bool
+    splits: dict[str, Any] = field(default_factory=dict)  # every split, e.g. to fit on train
+
+    def batches(self, size: int | None = None) -> list[torch.Tensor]:
+        return _batches(self.n, size or self.opts.batch_size)
+
+    def bar(self, desc: str, total: int | None = None) -> Any:
+        return _bar(self.n if total is None else total, desc, self.progress)
 
 
 @dataclass
@@ -65,7 +82,7 @@ def _bar(total: int, desc: str, progress: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="ex", disable=not progress, leave=False, dynamic_ncols=True)
 
 
-def _seeded(seed: int, fn: Callable[[], float]) -> float:
+def _seeded(seed: int, fn: Callable[[], Any]) -> Any:
     with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
         torch.manual_seed(seed)
         return fn()
@@ -91,17 +108,19 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
     out: dict[str, Any] = {"cmmkit_version": __version__, "run": str(run.path), "model": run.model.name,
                            "pair": config.pair.name, "split": opts.split, "epoch": run.meta.get("epoch"),
                            "examples": n, "seeds": list(opts.seeds), "bound": None, "importance_sampling": None,
-                           "parzen": None, "attribute_fidelity": None, "seconds": {}}
+                           "parzen": None, "attribute_fidelity": None, "pair_metrics": [], "seconds": {}}
     x_mod = run.model.x
     bpd = lambda nats: bound.bits_per_dim(nats, x_mod.dims, x_mod.discrete_log_offset())  # noqa: E731
 
-    if isinstance(run.model, LatentModel):
+    metrics = run.pair.metrics
+    if isinstance(run.model, LatentModel) and "bound" in metrics:
         start = time.perf_counter()
         values = [_seeded(s, lambda: _mean_bound(run, dataset, n, opts.batch_size)) for s in opts.seeds]
         mean, std = _mean_std(values)
         out["bound"] = {"nats": mean, "nats_std": std, "bits_per_dim": bpd(mean)}
         out["seconds"]["bound"] = time.perf_counter() - start
 
+    if isinstance(run.model, LatentModel) and "importance_sampling" in metrics:
         start = time.perf_counter()
         m = min(n, opts.is_examples or n)
         values = [_seeded(s, lambda: _mean_is(run, dataset, m, opts, progress)) for s in opts.seeds]
@@ -110,15 +129,19 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
                                       "bits_per_dim": bpd(mean)}
         out["seconds"]["importance_sampling"] = time.perf_counter() - start
 
-    if opts.parzen:
+    if opts.parzen and "parzen" in metrics:
         start = time.perf_counter()
         out["parzen"] = _parzen(run, data.splits["val"], dataset, n, opts, progress)
         out["seconds"]["parzen"] = time.perf_counter() - start
 
-    if opts.judge is not None:
+    ctx = EvalContext(run, dataset, n, opts, progress, dict(data.splits))
+    for name, measure in run.pair.evaluations().items():
         start = time.perf_counter()
-        out["attribute_fidelity"] = _fidelity(run, dataset, n, opts, progress)
-        out["seconds"]["attribute_fidelity"] = time.perf_counter() - start
+        result = _seeded(opts.seeds[0], lambda: measure(ctx))  # type: ignore[arg-type, return-value]
+        if result is not None:
+            out[name] = result
+            out["pair_metrics"].append(name)
+            out["seconds"][name] = time.perf_counter() - start
 
     _write_json(run.path / EVAL_FILE, out)
     return out
@@ -156,8 +179,10 @@ def _parzen_batches(run: TrainedRun, dataset: Any, n: int, opts: EvalOptions, si
         for idx in _batches(n, per):
             raw = to_device(dataset.get_batch(idx), run.device)
             x = run.model.x.prepare(raw["x"]).reshape(len(idx), -1)
-            y = raw["y"].repeat_interleave(s, dim=0)
-            samples = torch.cat([run.model.generate(part, noise_scale=1.0) for part in y.split(256)])
+            y = repeat(raw["y"], s)
+            total = len(idx) * s
+            samples = torch.cat([run.model.generate(select(y, slice(i, i + 256)), noise_scale=1.0)
+                                 for i in range(0, total, 256)])
             samples = samples.reshape(len(idx), s, -1)
             outs.append(parzen_log_likelihood(x, samples, sigmas).reshape(len(sigmas), -1))
             bar.update(len(idx))
@@ -177,30 +202,6 @@ def _parzen(run: TrainedRun, val: Any, dataset: Any, n: int, opts: EvalOptions, 
     return {"samples": opts.parzen_samples, "sigma": float(sigma), "nats": mean, "nats_std": std, "examples": n,
             "validation_examples": n_val, "sigma_grid": grid.tolist(), "validation_nats": val_ll.tolist(),
             "sigma_at_grid_edge": best in (0, len(grid) - 1), "note": PARZEN_NOTE}
-
-
-@torch.no_grad()
-def _fidelity(run: TrainedRun, dataset: Any, n: int, opts: EvalOptions, progress: bool) -> dict[str, Any]:
-    judge = load_run(opts.judge, device=str(run.device))  # type: ignore[arg-type]
-    if judge.model.name != "attribute_judge":
-        raise CheckpointError(f"--judge {opts.judge}: a {judge.model.name} run, expected an attribute_judge run "
-                              "(train one with `cmmkit train-judge`)")
-    names = list(run.model.y.info.get("names", []))
-    if list(judge.model.y.info.get("names", [])) != names:
-        raise CheckpointError(f"--judge {opts.judge}: judges other attributes than this run's pair")
-    judge.model.eval()
-    real, fake, labels = [], [], []
-    with _bar(n, "attribute fidelity", progress) as bar:
-        for idx in _batches(n, opts.batch_size):
-            raw = to_device(dataset.get_batch(idx), run.device)
-            real.append(judge.model.scores(judge.model.x.prepare(raw["x"], dequantize=False)).cpu())
-            fake.append(judge.model.scores(run.model.generate(raw["y"], noise_scale=0.0)).cpu())
-            labels.append((raw["y"] > 0).cpu())
-            bar.update(len(idx))
-    lab = torch.cat(labels)
-    auc, real_auc = per_attribute_auc(torch.cat(fake), lab, names), per_attribute_auc(torch.cat(real), lab, names)
-    return {"judge": str(judge.path), "mean_auc": mean_auc(auc), "real_mean_auc": mean_auc(real_auc),
-            "auc": auc, "real_auc": real_auc}
 
 
 def _finite(value: Any) -> Any:

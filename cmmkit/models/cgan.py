@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.modality import Modality, Value
+from cmmkit.modality import Modality, Value, batch_size
 from cmmkit.models.base import ConditionalModel, ModelConfig
 
 
@@ -57,7 +57,8 @@ class CGAN(ConditionalModel):
         return self.d_out(torch.cat([self.d_x(x), self.d_y(y)], dim=-1)).squeeze(-1)
 
     def _fake(self, y: Value, noise_scale: float = 1.0) -> Value:
-        noise = torch.randn(y.shape[0], self.config.noise_dim, device=y.device) * noise_scale
+        device = self.d_out.weight.device
+        noise = torch.randn(batch_size(y), self.config.noise_dim, device=device) * noise_scale
         return self.generator.generate(torch.cat([noise, self.generator_y(y)], dim=-1), 0.0)
 
     def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -107,6 +107,12 @@ class LFWFacesAttrs(Pair):
     x_modality = "image"
     y_modality = "named_vector"
     Config = LFWConfig
+    judge_model = "attribute_judge"
+
+    def evaluations(self) -> dict[str, Any]:
+        from cmmkit.evaluation.fidelity import attribute_fidelity
+
+        return {"attribute_fidelity": attribute_fidelity}
 
     def presets(self) -> dict[str, dict[str, Any]]:
         return PRESETS

@@ -1,0 +1,47 @@
+"""Attribute fidelity: do x generated from attributes y show them? (the LFW pair's measure)
+
+An ``attribute_judge`` run (``cmmkit train-judge``) scores generated faces; the AUC of its scores
+against the requested attributes, per attribute, is compared with its AUC on the real faces of the
+same split, which is the ceiling a perfect generator could reach under this judge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from cmmkit.errors import CheckpointError
+from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
+from cmmkit.evaluation.evaluate import EvalContext
+from cmmkit.modality import to_device
+from cmmkit.runs import load_run
+
+
+@torch.no_grad()
+def attribute_fidelity(ctx: EvalContext) -> dict[str, Any] | None:
+    """Per-attribute AUC of a judge's scores on x generated (noise 0) from the split's y, beside
+    its AUC on the real x (the ceiling). None when no ``--judge`` was given."""
+    run, dataset, n, opts, progress = ctx.run, ctx.dataset, ctx.n, ctx.opts, ctx.progress
+    if opts.judge is None:
+        return None
+    judge = load_run(opts.judge, device=str(run.device))  # type: ignore[arg-type]
+    if judge.model.name != "attribute_judge":
+        raise CheckpointError(f"--judge {opts.judge}: a {judge.model.name} run, expected an attribute_judge run "
+                              "(train one with `cmmkit train-judge`)")
+    names = list(run.model.y.info.get("names", []))
+    if list(judge.model.y.info.get("names", [])) != names:
+        raise CheckpointError(f"--judge {opts.judge}: judges other attributes than this run's pair")
+    judge.model.eval()
+    real, fake, labels = [], [], []
+    with ctx.bar("attribute fidelity") as bar:
+        for idx in ctx.batches():
+            raw = to_device(dataset.get_batch(idx), run.device)
+            real.append(judge.model.scores(judge.model.x.prepare(raw["x"], dequantize=False)).cpu())
+            fake.append(judge.model.scores(run.model.generate(raw["y"], noise_scale=0.0)).cpu())
+            labels.append((raw["y"] > 0).cpu())
+            bar.update(len(idx))
+    lab = torch.cat(labels)
+    auc, real_auc = per_attribute_auc(torch.cat(fake), lab, names), per_attribute_auc(torch.cat(real), lab, names)
+    return {"judge": str(judge.path), "mean_auc": mean_auc(auc), "real_mean_auc": mean_auc(real_auc),
+            "auc": auc, "real_auc": real_auc}
