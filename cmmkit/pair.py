@@ -90,6 +90,12 @@ class Pair(ABC):
         """Named partial run configs (nested dicts); ``"default"`` is used when none is named."""
         return {"default": {}}
 
+    def lookup_condition(self, config: PairConfig, data_dir: Path | None, item: Any) -> Any | None:
+        """The known condition, in the y modality's user form, of an x a user gives by file (e.g.
+        the attribute row of an LFW face named ``Person_Name_0001.ppm``), or None when unknown
+        (then ``cmmkit edit`` infers it from x). ``data_dir`` as in :meth:`load`; never downloads."""
+        return None
+
     @abstractmethod
     def load(self, config: PairConfig, data_dir: Path | None, *, download: bool = True,
              progress: bool = True) -> PairData:

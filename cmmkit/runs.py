@@ -126,15 +126,43 @@ class TrainedRun:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def generate(self, conditions: Any, noise_scale: float = 0.0, n: int = 1) -> list[Any]:
+    def generate(self, conditions: Any, noise_scale: float = 0.0, n: int = 1, **from_user: Any) -> list[Any]:
         """Generate x for each condition (users' form, e.g. ``{"Male": 1, "Eyeglasses": 1}``; a
         single mapping is one condition). Returns the x modality's user form (PIL images for
-        LFW), ``n`` per condition in order."""
+        LFW), ``n`` per condition in order. ``from_user`` goes to the y modality (e.g.
+        ``base="mean"`` for named vectors)."""
+        if not self.model.can_generate:
+            raise CmmkitError(f"{self.path}: a {self.model.name} run does not generate")
         items = [conditions] if isinstance(conditions, dict) else list(conditions)
-        y = self.y.from_user(items)
+        y = self.y.from_user(items, **from_user)
         y = to_device(repeat(y, n), self.device)
         self.model.eval()
         return self.x.to_user(self.model.generate(y, noise_scale=noise_scale))
+
+    @torch.no_grad()
+    def infer(self, examples: list[Any]) -> list[Any]:
+        """The condition inferred from each x (users' form: files or PIL images for LFW), in the y
+        modality's user form (attribute dicts for LFW)."""
+        x = to_device(self.x.from_user(list(examples)), self.device)
+        return self.y.to_user(self.model.infer_y(x))
+
+    @torch.no_grad()
+    def edit(self, examples: list[Any], changes: dict[str, Any], original: list[Any] | None = None,
+             infer_with: "TrainedRun | None" = None) -> tuple[list[Any], list[Any]]:
+        """§4.5: each x changed to show ``changes`` (e.g. ``{"Mustache": 1}``). ``original`` are the
+        examples' own conditions (users' form); when None they are inferred from x by
+        ``infer_with`` (default this run), as for faces with missing attributes (Fig. 10).
+        Returns (edited x in users' form, the original conditions used)."""
+        x = to_device(self.x.from_user(list(examples)), self.device)
+        if original is None:
+            original = (infer_with or self).infer(examples)
+        if len(original) != len(examples):
+            raise CmmkitError(f"{len(examples)} example(s) but {len(original)} original condition(s)")
+        y_orig = self.y.from_user(list(original))
+        y_new = self.y.from_user([{**o, **changes} if isinstance(o, dict) else o for o in original])
+        self.model.eval()
+        edited = self.model.edit(x, to_device(y_orig, self.device), to_device(y_new, self.device))
+        return self.x.to_user(edited), list(original)
 
 
 def load_run(path: str | Path, device: str = "cpu") -> TrainedRun:

@@ -9,6 +9,7 @@ import torch
 
 from cmmkit.hookspecs import hookimpl
 from cmmkit.modalities import ImageOptions, NamedVectorOptions
+from cmmkit.modalities.vector import vector_info
 from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
 
 
@@ -61,7 +62,7 @@ class SyntheticPair(Pair):
         splits = {"train": TensorPairDataset(x[:a], y[:a]), "val": TensorPairDataset(x[a:b], y[a:b]),
                   "test": TensorPairDataset(x[b:], y[b:])}
         info = {"x": {"channels": 3, "height": 16, "width": 16},
-                "y": {"names": ["red", "green", "square", "unused"], "mean": y[:a].mean(0).tolist()}}
+                "y": vector_info(["red", "green", "square", "unused"], y[:a])}
         return PairData(splits, info)
 
 

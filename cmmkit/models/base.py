@@ -58,6 +58,21 @@ class ConditionalModel(nn.Module, ABC):
     def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
         """Prepared x generated from a raw y; ``noise_scale=0`` uses the means (as in §4.5)."""
 
+    def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
+        """Prepared x: the raw example ``x`` (whose condition is ``y_orig``) changed to show the raw
+        condition ``y_new``, with noise 0 (§4.5). Models without a posterior cannot do this."""
+        from cmmkit.errors import ConfigError
+
+        raise ConfigError(f"a {self.name} run cannot edit an existing x: it has no way to encode one "
+                          "(§4.5: only models with a posterior q(z | x, ...), such as cmma and cvae, can)")
+
+    def infer_y(self, x: Value) -> Value:
+        """Prepared y inferred from raw x alone (for examples whose condition is missing)."""
+        from cmmkit.errors import ConfigError
+
+        raise ConfigError(f"a {self.name} run cannot infer y from x; train CMMA with model.posterior=x "
+                          "(its q(y | z) infers attributes from the face alone, §2.1)")
+
     def extra_state(self) -> dict[str, Any]:
         """JSON-serialisable state saved with checkpoints besides the weights (none by default)."""
         return {}

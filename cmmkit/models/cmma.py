@@ -63,9 +63,27 @@ class CMMA(LatentModel):
         return -self.config.y_surrogate_weight * sur, {"log_q_y": sur.detach()}
 
     @torch.no_grad()
+    def edit_latent(self, x: Value, y_orig: Value, y_new: Value) -> torch.Tensor:
+        """Steps 1-4 of §4.5 on raw values: mu_h(x, y_new) + (mu_f(y_new) - mu_f(y_orig))."""
+        xp = self.x.prepare(x, dequantize=False)
+        yo, yn = self.y.prepare(y_orig, dequantize=False), self.y.prepare(y_new, dequantize=False)
+        return self.posterior(xp, yn).mean + (self.prior(yn).mean - self.prior(yo).mean)
+
+    @torch.no_grad()
+    def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
+        """The five steps of §4.5: step 5 decodes the edited latent with g at noise 0."""
+        return self.decoder.generate(self.edit_latent(x, y_orig, y_new), 0.0)
+
+    @torch.no_grad()
     def infer_y(self, x: Value) -> Value:
-        """E[y] under q(y | z) with z the mean of q(z | x) (needs ``posterior: x`` and h2)."""
+        """E[y] under q(y | z) with z the mean of q(z | x): §2.1's h2 read on the x-only posterior.
+        Needs ``posterior: x`` (an (x, y) posterior cannot run without y) and h2."""
+        from cmmkit.errors import ConfigError
+
         if self.y_decoder is None or self.y_encoder is not None:
-            raise ValueError("attribute inference needs posterior='x' and y_surrogate_weight > 0")
+            raise ConfigError("this cmma run cannot infer y from x: that needs model.posterior=x and "
+                              f"y_surrogate_weight > 0 (it has posterior={self.config.posterior!r}, "
+                              f"y_surrogate_weight={self.config.y_surrogate_weight:g}); train one, or pass "
+                              "such a run to infer with")
         z = self.posterior(self.x.prepare(x, dequantize=False), None).mean
         return self.y_decoder.generate(z, 0.0)

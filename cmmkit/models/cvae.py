@@ -47,6 +47,14 @@ class CVAE(LatentModel):
     def decoder_input(self, z: torch.Tensor, y: Value) -> torch.Tensor:
         return torch.cat([z, self.decoder_y(y)], dim=-1)
 
+    @torch.no_grad()
+    def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
+        """The CVAE counterpart of §4.5: z = mean of q(z | x, y_orig) (what the face is, given what
+        it shows), then p(x | z, y_new) at noise 0 (the same face told to show y_new)."""
+        xp = self.x.prepare(x, dequantize=False)
+        yo, yn = self.y.prepare(y_orig, dequantize=False), self.y.prepare(y_new, dequantize=False)
+        return self.decoder.generate(self.decoder_input(self.posterior(xp, yo).mean, yn), 0.0)
+
 
 class VAEConfig(LatentConfig):
     name: Literal["vae"] = "vae"
@@ -70,6 +78,11 @@ class VAE(LatentModel):
 
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
         return self.posterior_head(self.x_encoder(x))
+
+    def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
+        from cmmkit.errors import ConfigError
+
+        raise ConfigError("a vae run cannot edit by changing y: it never sees y (it only reconstructs x)")
 
 
 def _standard_normal(model: LatentModel, y: Value) -> DiagonalGaussian:

@@ -7,6 +7,8 @@ from lfwcrop are reported and left out before splitting.
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +19,7 @@ from pydantic import Field
 from cmmkit.data.download import RemoteFile, cache_root, fetch, resolve_dataset_dir
 from cmmkit.errors import DataError
 from cmmkit.modalities import ImageOptions, NamedVectorOptions
+from cmmkit.modalities.vector import vector_info
 from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
 from cmmkit_lfw.data import FaceSource, load_faces, read_attributes, split_indices
 
@@ -101,6 +104,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+@functools.lru_cache(maxsize=2)
+def _read_cached(path: Path) -> Any:
+    table = read_attributes(path)
+    table.index = {(p, n): i for i, (p, n) in enumerate(zip(table.people, table.imagenums))}  # type: ignore[attr-defined]
+    return table
+
+
 class LFWFacesAttrs(Pair):
     name = "lfw_faces_attrs"
     description = "LFWcrop 64x64 colour faces from the 73 LFW attributes (Pandey & Dukkipati §4)"
@@ -141,9 +151,33 @@ class LFWFacesAttrs(Pair):
             notes.append(f"{len(lfw.missing)} attribute row(s) have no face in {source.describe()} and were "
                          f"left out: {shown}{' ...' if len(lfw.missing) > 5 else ''}")
         info = {"x": {"channels": 3, "height": int(faces.shape[2]), "width": int(faces.shape[3])},
-                "y": {"names": list(lfw.names), "mean": datasets["train"].y.mean(0).tolist(),
-                      "binarized": config.binarize}}
+                "y": {**vector_info(list(lfw.names), datasets["train"].y), "binarized": config.binarize}}
         return PairData(datasets, info, notes)
+
+    def lookup_condition(self, config: LFWConfig, data_dir: Path | None, item: Any) -> dict[str, float] | None:  # type: ignore[override]
+        """The attribute row of an LFW face given by its lfwcrop file name (``Person_Name_0001.ppm``
+        or ``.jpg``), when the attribute file is at hand (never downloads); else None."""
+        if not isinstance(item, (str, Path)):
+            return None
+        match = re.fullmatch(r"(.+)_(\d{4})", Path(item).stem)
+        if match is None:
+            return None
+        try:
+            folder, _ = resolve_dataset_dir(DATASET, data_dir)
+        except DataError:
+            return None
+        path = folder / config.attributes_file
+        if not path.is_file():
+            return None
+        table = _read_cached(path)
+        key = (match.group(1).replace("_", " "), int(match.group(2)))
+        row = table.index.get(key)
+        if row is None:
+            return None
+        values = table.values[row]
+        if config.binarize:
+            values = np.where(values > 0, 1.0, -1.0)
+        return dict(zip(table.names, (float(v) for v in values)))
 
     def _attribute_file(self, config: LFWConfig, folder: Path, download: bool) -> Path:
         path = folder / config.attributes_file
