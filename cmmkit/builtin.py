@@ -4,17 +4,18 @@ group and hooks as any third-party plugin."""
 from __future__ import annotations
 
 from cmmkit.hookspecs import Register, hookimpl
-from cmmkit.modalities import ImageModality, NamedVectorModality
-from cmmkit.models import CGAN, CMMA, CVAE, VAE, AttributeJudge
+from cmmkit.modalities import ImageModality, NamedVectorModality, TextModality
+from cmmkit.models import CGAN, CMMA, CVAE, VAE, AttributeJudge, Direct
 
 
 @hookimpl
 def register_modalities(register: Register) -> None:
     register(ImageModality)
     register(NamedVectorModality)
+    register(TextModality)
 
 
 @hookimpl
 def register_models(register: Register) -> None:
-    for model in (CMMA, CVAE, VAE, CGAN, AttributeJudge):
+    for model in (CMMA, CVAE, VAE, CGAN, AttributeJudge, Direct):
         register(model)

@@ -4,8 +4,9 @@ from cmmkit.models.base import ConditionalModel, ModelConfig
 from cmmkit.models.cgan import CGAN, CGANConfig
 from cmmkit.models.cmma import CMMA, CMMAConfig
 from cmmkit.models.cvae import CVAE, VAE, CVAEConfig, VAEConfig
+from cmmkit.models.direct import Direct, DirectConfig
 from cmmkit.models.judge import AttributeJudge, JudgeConfig
 from cmmkit.models.latent import LatentModel
 
 __all__ = ["CGAN", "CGANConfig", "CMMA", "CMMAConfig", "CVAE", "CVAEConfig", "VAE", "VAEConfig", "AttributeJudge",
-           "JudgeConfig", "ConditionalModel", "LatentModel", "ModelConfig"]
+           "Direct", "DirectConfig", "JudgeConfig", "ConditionalModel", "LatentModel", "ModelConfig"]

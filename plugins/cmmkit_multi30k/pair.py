@@ -1,0 +1,141 @@
+"""The ``multi30k_en_de`` pair: x = a German (or French) sentence generated from y = its English source.
+
+Data: Multi30k task 1 (Elliott et al. 2016), the official raw files; splits train (29,000), val
+(1,014) and ``test_split`` (test_2016_flickr, 1,000). Both sides are ``text`` modalities whose BPE
+tokenizers are trained on the training split here (cached, deterministic) and kept in ``info`` so a
+trained run translates without the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from cmmkit.data.download import cache_root, fetch, file_digest, resolve_dataset_dir
+from cmmkit.errors import ConfigError, DataError
+from cmmkit.modalities.text import TextOptions, fingerprint, load_tokenizer, text_info
+from cmmkit.pair import Pair, PairConfig, PairData
+from cmmkit_multi30k.data import DATASET, read_pairs, remote, tokenize_split
+
+
+class Multi30kConfig(PairConfig):
+    name: Literal["multi30k_en_de"] = "multi30k_en_de"
+    target: Literal["de", "fr"] = Field("de", description="generated language (the source is always English)")
+    test_split: Literal["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco"] = Field(
+        "test_2016_flickr", description="official test set used as the 'test' split")
+    max_length: int = Field(128, ge=3, description="longest sentence in tokens incl. BOS/EOS: longer training pairs "
+                            "are skipped with a note, longer val/test pairs are an error")
+    train_size: int | None = Field(None, ge=1, description="use only the first N training pairs (quick experiments)")
+    x: TextOptions = TextOptions()
+    y: TextOptions = TextOptions()
+
+
+_NET = {"hidden": 128, "layers": 2, "heads": 4, "ff": 512, "slots": 8, "dropout": 0.1}
+_TINY_NET = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "slots": 2, "dropout": 0.0, "vocab_size": 300,
+             "beam_size": 2, "max_decode_length": 24}
+_ADAM = {"name": "Adam", "lr": 0.001, "kwargs": {"betas": [0.9, 0.98]}}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU-sized: about 20 minutes for CMMA on 1-2 cores (docs/pairs/multi30k_en_de.md has the numbers).
+    # CMMA drops the log p(y) surrogate (y_surrogate_weight 0): it is not part of the conditional
+    # bound and would add an English decoder, doubling the cost of a step.
+    "default": {
+        "pair": {"x": {**_NET, "vocab_size": 6000}, "y": {**_NET, "vocab_size": 6000}},
+        "train": {"epochs": 4, "batch_size": 64, "optimizer": _ADAM, "grid_examples": 8},
+        "models": {
+            "cmma": {"model": {"latent_dim": 256, "prior_hidden": 512, "posterior_hidden": 512,
+                               "posterior_y_hidden": 256, "y_surrogate_weight": 0.0}},
+            "cvae": {"model": {"latent_dim": 256, "posterior_hidden": 512, "posterior_y_hidden": 256,
+                               "decoder_y_hidden": 512}},
+            "vae": {"model": {"latent_dim": 256, "posterior_hidden": 512}},
+            "direct": {"model": {"hidden": 512, "code_dim": 256}},
+        },
+    },
+    # Seconds: smoke tests.
+    "tiny": {
+        "pair": {"x": _TINY_NET, "y": _TINY_NET, "train_size": 512},
+        "train": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "Adam", "lr": 0.003}, "grid_examples": 4,
+                  "max_val_examples": 64},
+        "models": {
+            "cmma": {"model": {"latent_dim": 16, "prior_hidden": 32, "posterior_hidden": 32, "posterior_y_hidden": 16,
+                               "y_surrogate_weight": 0.0}},
+            "cvae": {"model": {"latent_dim": 16, "posterior_hidden": 32, "posterior_y_hidden": 16,
+                               "decoder_y_hidden": 16}},
+            "vae": {"model": {"latent_dim": 16, "posterior_hidden": 32}},
+            "direct": {"model": {"hidden": 32, "code_dim": 16}},
+        },
+    },
+}
+
+
+class Multi30kEnDe(Pair):
+    name = "multi30k_en_de"
+    description = "Multi30k task 1: German (or French, pair.target=fr) sentences from English ones"
+    x_modality = "text"
+    y_modality = "text"
+    Config = Multi30kConfig
+    metrics = ("bound", "importance_sampling")  # no Parzen windows for sentences
+
+    def evaluations(self) -> dict[str, Any]:
+        from cmmkit_multi30k.metrics import bleu, log_likelihood
+
+        return {"bleu": bleu, "log_likelihood": log_likelihood}
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return PRESETS
+
+    def load(self, config: Multi30kConfig, data_dir: Path | None, *, download: bool = True,  # type: ignore[override]
+             progress: bool = True) -> PairData:
+        for side, opts in (("x", config.x), ("y", config.y)):
+            if config.max_length > opts.max_positions:
+                raise ConfigError(f"pair.max_length={config.max_length} exceeds pair.{side}.max_positions="
+                                  f"{opts.max_positions}; the networks could not read such sentences")
+        folder, user_copy = resolve_dataset_dir(DATASET, data_dir)
+        langs = ("en", config.target)
+        stems = {"train": "train", "val": "val", "test": config.test_split}
+        paths = {split: tuple(self._file(folder, user_copy, stem, lang, download, progress) for lang in langs)
+                 for split, stem in stems.items()}
+        aligned = {split: read_pairs(*paths[split], strict=split != "train") for split in stems}
+        train = aligned["train"]
+        if config.train_size is not None:
+            train.source, train.target, train.lines = (v[:config.train_size] for v in
+                                                       (train.source, train.target, train.lines))
+        tokenizers, jsons = [], []
+        for side, opts, lang, path in (("y", config.y, "en", paths["train"][0]),
+                                       ("x", config.x, config.target, paths["train"][1])):
+            texts = train.source if side == "y" else train.target
+            key = hashlib.sha256(f"{file_digest(path)[1]}|{opts.vocab_size}|{config.train_size}".encode()).hexdigest()
+            cache = cache_root() / DATASET / "tokenizers" / f"{lang}-{key[:16]}.json"
+            tok, text = load_tokenizer(opts, texts, cache)
+            tokenizers.append(tok)
+            jsons.append(text)
+        fps = (fingerprint(jsons[0]), fingerprint(jsons[1]))
+        splits = {split: tokenize_split(aligned[split], (tokenizers[0], tokenizers[1]), fps, config.max_length,
+                                        strict=split != "train", paths=paths[split]) for split in stems}
+        if len(splits["train"]) == 0:
+            raise DataError(f"no training pairs left in {paths['train'][0]} / {paths['train'][1]} after skipping "
+                            "empty and overlong lines")
+        notes = []
+        if train.skipped:
+            shown = ", ".join(train.skipped[:5])
+            notes.append(f"{len(train.skipped)} training pair(s) skipped (empty, or over pair.max_length="
+                         f"{config.max_length} tokens): {shown}{' ...' if len(train.skipped) > 5 else ''}")
+        ds = splits["train"]
+        info = {"y": text_info(jsons[0], ds.y_len.tolist(), "en"),
+                "x": text_info(jsons[1], ds.x_len.tolist(), config.target)}
+        return PairData(splits, info, notes)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _file(folder: Path, user_copy: bool, stem: str, lang: str, download: bool, progress: bool) -> Path:
+        rf = remote(stem, lang)
+        if not user_copy:
+            return fetch(rf, folder, download=download, progress=progress)
+        path = folder / rf.filename
+        if not path.is_file():
+            raise DataError(f"{path} is missing from your Multi30k copy {folder}; download {rf.url} and put it "
+                            "there (the official task 1 raw files, gzipped, one sentence per line)")
+        return path
+
