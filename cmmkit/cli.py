@@ -136,6 +136,10 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_evaluate)
 
+    from cmmkit.cli_tasks import add_commands
+
+    add_commands(sub)
+
     r = sub.add_parser("report", help="runs side by side in the shape of the paper's Table 2")
     r.add_argument("runs", nargs="+", help="evaluated run folders")
     r.add_argument("-o", "--output", help="also write the markdown table here")

@@ -97,11 +97,11 @@ class Modality(ABC):
         ``path`` (a ``.png`` path). Return False when the modality has nothing to show."""
         return False
 
-    def save_outputs(self, items: list[Any], path: Path, columns: int = 1,
-                     labels: list[str] | None = None) -> list[Path]:
-        """Write user-form values (from :meth:`to_user`) to ``path`` for ``cmmkit generate``: e.g. a
-        PNG grid of images (``columns`` per row, one row label each), WAV files plus a spectrogram
-        PNG, or a text file. Return the files written; raise :class:`cmmkit.errors.ConfigError`
+    def save_outputs(self, items: list[Any], path: Path, columns: int = 1, labels: list[str] | None = None,
+                     column_labels: list[str] | None = None) -> list[Path]:
+        """Write user-form values (from :meth:`to_user`) to ``path`` for ``cmmkit generate`` and
+        ``cmmkit edit``: e.g. a PNG grid of images (``columns`` per row, one row label each,
+        optional column labels), WAV files plus a spectrogram PNG, or a text file. Return the files written; raise :class:`cmmkit.errors.ConfigError`
         naming the suffixes this modality writes when ``path`` has another one."""
         from cmmkit.errors import ConfigError
 

@@ -90,6 +90,11 @@ class Pair(ABC):
         """Named partial run configs (nested dicts); ``"default"`` is used when none is named."""
         return {"default": {}}
 
+    def figures(self) -> dict[str, Callable[..., Any]]:
+        """Pair-specific figures for ``cmmkit figure NAME``: name -> function of (runs, options)
+        returning (PIL image, notes), see :mod:`cmmkit.figures`. None by default."""
+        return {}
+
     def lookup_condition(self, config: PairConfig, data_dir: Path | None, item: Any) -> Any | None:
         """The known condition, in the y modality's user form, of an x a user gives by file (e.g.
         the attribute row of an LFW face named ``Person_Name_0001.ppm``), or None when unknown

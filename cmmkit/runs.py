@@ -139,6 +139,12 @@ class TrainedRun:
         self.model.eval()
         return self.x.to_user(self.model.generate(y, noise_scale=noise_scale))
 
+    def check_can_edit(self) -> None:
+        """Raise the model's own reason when it cannot edit (e.g. a CGAN has no posterior)."""
+        if not self.model.can_edit:
+            self.model.edit(None, None, None)
+            raise CmmkitError(f"{self.path}: a {self.model.name} run cannot edit")
+
     @torch.no_grad()
     def infer(self, examples: list[Any]) -> list[Any]:
         """The condition inferred from each x (users' form: files or PIL images for LFW), in the y
@@ -153,6 +159,7 @@ class TrainedRun:
         examples' own conditions (users' form); when None they are inferred from x by
         ``infer_with`` (default this run), as for faces with missing attributes (Fig. 10).
         Returns (edited x in users' form, the original conditions used)."""
+        self.check_can_edit()
         x = to_device(self.x.from_user(list(examples)), self.device)
         if original is None:
             original = (infer_with or self).infer(examples)

@@ -147,6 +147,18 @@ class ImageModality(Modality):
         save_grid(torch.cat(rows), path, nrow=per_row)
         return True
 
+    def save_outputs(self, items: list[Any], path: Path, columns: int = 1, labels: list[str] | None = None,
+                     column_labels: list[str] | None = None) -> list[Path]:
+        """One PNG/JPG: ``columns`` images per row, each row labelled with its condition (a single
+        row's label becomes the title)."""
+        from cmmkit.images import labelled_grid, save_image
+
+        rows = [items[i:i + columns] for i in range(0, len(items), columns)]
+        title = None
+        if labels and len(labels) == 1:
+            title, labels = labels[0], None
+        return [save_image(labelled_grid(rows, row_labels=labels, col_labels=column_labels, title=title), path)]
+
     def to_user(self, value: torch.Tensor) -> list[Image.Image]:
         arr = to_uint8(value).permute(0, 2, 3, 1).cpu().numpy()
         return [Image.fromarray(a.squeeze(-1) if a.shape[-1] == 1 else a) for a in arr]

@@ -31,6 +31,7 @@ class ConditionalModel(nn.Module, ABC):
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     can_generate: ClassVar[bool] = True  # False for helpers such as attribute classifiers
+    can_edit: ClassVar[bool] = False  # True where :meth:`edit` is implemented (a posterior exists)
 
     def __init__(self, config: ModelConfig, x: Modality, y: Modality) -> None:
         super().__init__()
@@ -65,6 +66,11 @@ class ConditionalModel(nn.Module, ABC):
 
         raise ConfigError(f"a {self.name} run cannot edit an existing x: it has no way to encode one "
                           "(§4.5: only models with a posterior q(z | x, ...), such as cmma and cvae, can)")
+
+    @property
+    def can_infer(self) -> bool:
+        """Whether :meth:`infer_y` works for this model as configured."""
+        return False
 
     def infer_y(self, x: Value) -> Value:
         """Prepared y inferred from raw x alone (for examples whose condition is missing)."""

@@ -33,6 +33,7 @@ class CMMAConfig(LatentConfig):
 class CMMA(LatentModel):
     name = "cmma"
     Config = CMMAConfig
+    can_edit = True
     config: CMMAConfig
 
     def __init__(self, config: CMMAConfig, x: Modality, y: Modality) -> None:
@@ -74,13 +75,17 @@ class CMMA(LatentModel):
         """The five steps of §4.5: step 5 decodes the edited latent with g at noise 0."""
         return self.decoder.generate(self.edit_latent(x, y_orig, y_new), 0.0)
 
+    @property
+    def can_infer(self) -> bool:
+        return self.y_decoder is not None and self.y_encoder is None
+
     @torch.no_grad()
     def infer_y(self, x: Value) -> Value:
         """E[y] under q(y | z) with z the mean of q(z | x): §2.1's h2 read on the x-only posterior.
         Needs ``posterior: x`` (an (x, y) posterior cannot run without y) and h2."""
         from cmmkit.errors import ConfigError
 
-        if self.y_decoder is None or self.y_encoder is not None:
+        if not self.can_infer:
             raise ConfigError("this cmma run cannot infer y from x: that needs model.posterior=x and "
                               f"y_surrogate_weight > 0 (it has posterior={self.config.posterior!r}, "
                               f"y_surrogate_weight={self.config.y_surrogate_weight:g}); train one, or pass "

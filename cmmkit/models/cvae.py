@@ -27,6 +27,7 @@ class CVAE(LatentModel):
 
     name = "cvae"
     Config = CVAEConfig
+    can_edit = True
     config: CVAEConfig
 
     def __init__(self, config: CVAEConfig, x: Modality, y: Modality) -> None:

@@ -154,6 +154,11 @@ class LFWFacesAttrs(Pair):
                 "y": {**vector_info(list(lfw.names), datasets["train"].y), "binarized": config.binarize}}
         return PairData(datasets, info, notes)
 
+    def figures(self) -> dict[str, Any]:
+        from cmmkit_lfw.figures import FIGURES
+
+        return dict(FIGURES)
+
     def lookup_condition(self, config: LFWConfig, data_dir: Path | None, item: Any) -> dict[str, float] | None:  # type: ignore[override]
         """The attribute row of an LFW face given by its lfwcrop file name (``Person_Name_0001.ppm``
         or ``.jpg``), when the attribute file is at hand (never downloads); else None."""

@@ -1,0 +1,218 @@
+"""The paper's tasks on a trained run as commands: ``generate``, ``edit``, ``infer`` and ``figure``.
+
+Each handler is a thin layer over a library call (:meth:`cmmkit.runs.TrainedRun.generate`,
+``.edit``, ``.infer`` and :mod:`cmmkit.figures`), so every command is also one call in Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cmmkit.errors import ConfigError
+
+
+def parse_pairs(specs: list[str] | None, flag: str) -> dict[str, str]:
+    """``["Male=1", "Big Nose=0.5"]`` -> ``{"Male": "1", "Big Nose": "0.5"}`` (values are checked by
+    the modality, which knows their type and range)."""
+    out: dict[str, str] = {}
+    for spec in specs or []:
+        key, sep, value = spec.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {spec!r}: expected NAME=VALUE, e.g. {flag} \"Eyeglasses=1\"")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def conditions(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One condition per ``--text`` (or a single one), each with the ``--attr``/``--speaker`` values."""
+    base: dict[str, Any] = parse_pairs(args.attr, "--attr")
+    if getattr(args, "speaker", None):
+        base["speaker"] = args.speaker
+    texts = list(args.text or [])
+    if getattr(args, "input", None):
+        try:
+            texts += [line.strip() for line in Path(args.input).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--input {args.input}: cannot read it as UTF-8 text ({exc})") from None
+    if not texts and not base:
+        raise ConfigError("nothing to condition on: give --attr NAME=VALUE (attributes), --text, or --input FILE")
+    return [{**base, "text": t} for t in texts] if texts else [base]
+
+
+def _label(cond: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" if k != "text" else str(v) for k, v in cond.items()) or "base"
+
+
+def _load(path: str, device: str) -> Any:
+    from cmmkit.runs import load_run
+
+    return load_run(path, device=device)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import torch
+
+    run = _load(args.run, args.device)
+    conds = conditions(args)
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: expected at least 1 sample per condition")
+    if args.noise < 0:
+        raise ConfigError(f"--noise {args.noise}: expected a scale >= 0 (0: the means, as in §4.5)")
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    kwargs = {"base": args.base} if args.base else {}
+    outputs = run.generate(conds, noise_scale=args.noise, n=args.n, **kwargs)
+    written = run.x.save_outputs(outputs, Path(args.output), columns=args.n, labels=[_label(c) for c in conds])
+    _done(written, start)
+    return 0
+
+
+def _examples(args: argparse.Namespace) -> list[Path]:
+    paths = [Path(p) for p in args.image]
+    for p in paths:
+        if not p.is_file():
+            raise ConfigError(f"--image {p}: no such file")
+    return paths
+
+
+def _edit(args: argparse.Namespace) -> int:
+    run = _load(args.run, args.device)
+    run.check_can_edit()
+    changes = parse_pairs(args.set, "--set")
+    if not changes:
+        raise ConfigError("--set NAME=VALUE: give at least one change, e.g. --set \"Mustache=1\"")
+    examples = _examples(args)
+    helper = _load(args.infer_with, args.device) if args.infer_with else None
+    start = time.perf_counter()
+    known = [None if args.infer else run.pair.lookup_condition(run.config.pair, run.config.data.data_dir, p)
+             for p in examples]
+    inferred = [p for p, k in zip(examples, known) if k is None]
+    if inferred:
+        guesses = iter((helper or run).infer(inferred))
+        known = [k if k is not None else next(guesses) for k in known]
+        source = f"inferred from the image by {(helper or run).path}"
+        print(f"{len(inferred)} image(s) have no known condition; {source}", file=sys.stderr)
+    originals = known
+    recon, _ = run.edit(examples, {}, original=originals)
+    edited, _ = run.edit(examples, changes, original=originals)
+    change_text = ", ".join(f"{k}={v}" for k, v in changes.items())
+    inputs = run.x.to_user(run.x.prepare(run.x.from_user(examples), dequantize=False))
+    cells = [item for triple in zip(inputs, recon, edited) for item in triple]
+    names = [p.name if len(examples) > 1 else f"{p.name}: {run.model.name.upper()} ({run.path})" for p in examples]
+    written = run.x.save_outputs(cells, Path(args.output), columns=3, labels=names,
+                                 column_labels=["input", "unchanged", change_text])
+    _done(written, start)
+    return 0
+
+
+def _infer(args: argparse.Namespace) -> int:
+    run = _load(args.run, args.device)
+    examples = _examples(args)
+    result = {str(p): values for p, values in zip(examples, run.infer(examples))}
+    text = json.dumps(result, indent=2)
+    if args.output:
+        try:
+            Path(args.output).write_text(text + "\n")
+        except OSError as exc:
+            raise ConfigError(f"-o {args.output}: cannot write ({exc.strerror or exc})") from None
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _figure(args: argparse.Namespace) -> int:
+    from cmmkit.figures import make_figure
+
+    start = time.perf_counter()
+    written = make_figure(args.name, args.runs, Path(args.output), device=args.device, options=args)
+    _done(written, start)
+    return 0
+
+
+def _evaluate_edits(args: argparse.Namespace) -> int:
+    from cmmkit.evaluation.edits import EDIT_FILE, EditEvalOptions, edit_table, evaluate_edits
+
+    opts = EditEvalOptions(judge=Path(args.judge) if args.judge else None,
+                           infer_with=Path(args.infer_with) if args.infer_with else None, split=args.split,
+                           examples=args.examples, attributes=args.attributes, seed=args.seed,
+                           data_dir=Path(args.data_dir) if args.data_dir else None, device=args.device)
+    start = time.perf_counter()
+    result = evaluate_edits(args.run, opts, progress=not args.no_progress)
+    print(edit_table(result))
+    _done([Path(args.run) / EDIT_FILE], start)
+    return 0
+
+
+def _done(written: list[Path], start: float) -> None:
+    for path in written:
+        print(f"wrote {path}")
+    print(f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+
+
+def add_commands(sub: Any) -> None:
+    g = sub.add_parser("generate", help="generate x from a condition (faces from attributes, speech from text, ...)")
+    g.add_argument("run", help="run folder written by `cmmkit train`")
+    g.add_argument("--attr", action="append", metavar="NAME=VALUE",
+                   help="a conditioning value, e.g. --attr Male=1 --attr Eyeglasses=1 (repeatable)")
+    g.add_argument("--text", action="append", help="conditioning text (repeatable: one output row each)")
+    g.add_argument("--input", help="a text file: one condition text per line")
+    g.add_argument("--speaker", help="speaker to condition on (speech pairs)")
+    g.add_argument("--base", choices=["conditional", "mean"],
+                   help="named attributes: fill unspecified ones with their conditional mean given the "
+                        "specified ones (default) or with the training mean")
+    g.add_argument("--n", type=int, default=1, help="samples per condition (default 1)")
+    g.add_argument("--noise", type=float, default=0.0, help="noise scale; 0 (default) uses the means as in §4.5")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("-o", "--output", required=True, help="output file (e.g. faces.png, seven.wav, out.txt)")
+    g.add_argument("--device", default="cpu")
+    g.set_defaults(func=_generate)
+
+    e = sub.add_parser("edit", help="change an existing x by changing its condition (§4.5, Figs. 8 and 10)")
+    e.add_argument("run", help="a cmma or cvae run folder")
+    e.add_argument("--image", action="append", required=True, help="input file(s): PNG/JPG/PPM, any size")
+    e.add_argument("--set", action="append", metavar="NAME=VALUE", help="the change, e.g. --set Mustache=1")
+    e.add_argument("--infer", action="store_true",
+                   help="infer the original condition from the image even when the pair knows it")
+    e.add_argument("--infer-with", metavar="RUN",
+                   help="a cmma run with model.posterior=x that infers missing conditions (default: RUN itself)")
+    e.add_argument("-o", "--output", required=True, help="PNG: per image, its reconstruction and its edit")
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_edit)
+
+    i = sub.add_parser("infer", help="infer the condition of x (attributes of a face) with a posterior=x CMMA")
+    i.add_argument("run")
+    i.add_argument("--image", action="append", required=True)
+    i.add_argument("-o", "--output", help="write JSON here instead of printing it")
+    i.add_argument("--device", default="cpu")
+    i.set_defaults(func=_infer)
+
+    v = sub.add_parser("evaluate-edits", help="edit fidelity per attribute (with a judge) and attribute "
+                                              "inference accuracy, written to RUN/edit_eval.json")
+    v.add_argument("run", help="a cmma or cvae run folder")
+    v.add_argument("--judge", help="attribute_judge run (from `cmmkit train-judge`) for edit fidelity")
+    v.add_argument("--infer-with", metavar="RUN", help="posterior=x cmma run whose inferred attributes to score")
+    v.add_argument("--split", default="test")
+    v.add_argument("--examples", type=int, default=200, help="faces to edit / infer (default 200)")
+    v.add_argument("--attributes", nargs="+", help="attributes to flip (default all)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--data-dir", help="the pair's data folder (else the run's config / $CMMKIT_DATA)")
+    v.add_argument("--device", default="auto")
+    v.add_argument("--no-progress", action="store_true")
+    v.set_defaults(func=_evaluate_edits)
+
+    f = sub.add_parser("figure", help="the paper's figures as PNGs: fig4 (2-d latents), fig6, fig8, fig10")
+    f.add_argument("name", help="fig4, fig6, fig8, fig10, or a figure a pair plugin declares")
+    f.add_argument("runs", nargs="+", help="run folder(s); one labelled panel per run")
+    f.add_argument("-o", "--output", required=True, help="PNG to write")
+    f.add_argument("--faces", type=int, nargs="+", help="fig8/fig10: which examples (indices) to edit")
+    f.add_argument("--count", type=int, default=6, help="fig4/fig8/fig10: how many individuals/faces")
+    f.add_argument("--infer-with", metavar="RUN", help="fig10: a posterior=x cmma run that infers attributes")
+    f.add_argument("--data-dir", help="the pair's data folder (else the run's config / $CMMKIT_DATA)")
+    f.add_argument("--device", default="cpu")
+    f.set_defaults(func=_figure)

@@ -1,0 +1,90 @@
+"""The paper's figures as commands: ``cmmkit figure NAME RUN [RUN ...] -o out.png``.
+
+A figure is a function ``(runs, options) -> (image, notes)``, the image a PIL image or a list of
+panels (stacked one under the other), the notes lines to print (e.g. measured numbers). The core provides the ones that
+only need a latent-variable model (``fig4``: 2-d priors and posteriors); a pair adds its own through
+:meth:`cmmkit.pair.Pair.figures` (the LFW pair's ``fig6``, ``fig8`` and ``fig10``), so the command
+knows nothing about faces.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from PIL import Image
+
+from cmmkit.errors import ConfigError, suggest
+
+
+@dataclass
+class FigureOptions:
+    faces: list[int] | None = None  # which examples to show (figure-specific default when None)
+    count: int = 6  # how many individuals / faces
+    infer_with: Any = None  # a TrainedRun that infers missing conditions (fig10)
+    data_dir: Path | None = None
+    device: str = "cpu"
+
+
+Figure = Callable[[list[Any], FigureOptions], tuple[Any, list[str]]]
+
+
+def core_figures() -> dict[str, Figure]:
+    from cmmkit.figures.latent import latent_figure
+
+    return {"fig4": latent_figure}
+
+
+def available(pair: Any) -> dict[str, Figure]:
+    return {**core_figures(), **pair.figures()}
+
+
+def make_figure(name: str, run_dirs: list[str], output: Path, *, device: str = "cpu",
+                options: Any = None) -> list[Path]:
+    """Load the runs, draw figure ``name`` with one panel per run, write ``output`` (PNG)."""
+    from cmmkit.images import save_image, stack
+    from cmmkit.runs import load_run
+
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise ConfigError(f"-o {output}: expected a .png or .jpg output path")
+    runs = [load_run(r, device=device) for r in run_dirs]
+    pairs = {r.pair.name for r in runs}
+    if len(pairs) > 1:
+        raise ConfigError(f"figure {name}: the runs are of different pairs ({', '.join(sorted(pairs))})")
+    figures = available(runs[0].pair)
+    if name not in figures:
+        raise ConfigError(f"figure {name!r}: not a figure of pair {runs[0].pair.name}.{suggest(name, figures)} "
+                          f"Available: {', '.join(sorted(figures))}")
+    opts = FigureOptions(device=device)
+    if options is not None:
+        opts.faces = getattr(options, "faces", None)
+        opts.count = getattr(options, "count", opts.count)
+        if opts.count < 1:
+            raise ConfigError(f"--count {opts.count}: expected at least 1")
+        if getattr(options, "infer_with", None):
+            opts.infer_with = load_run(options.infer_with, device=device)
+        if getattr(options, "data_dir", None):
+            opts.data_dir = Path(options.data_dir)
+    image, notes = figures[name](runs, opts)
+    for note in notes:
+        print(note)
+    return [save_image(image if isinstance(image, Image.Image) else stack(image), output)]
+
+
+def load_split(run: Any, split: str, data_dir: Path | None = None) -> Any:
+    """A split of a run's pair (its data found as at training, or in ``data_dir``)."""
+    from cmmkit.runs import load_data
+
+    config = run.config
+    if data_dir is not None:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"data_dir": data_dir})})
+    data = load_data(config, progress=sys.stderr.isatty())
+    if split not in data.splits:
+        raise ConfigError(f"{run.path}: pair {run.pair.name} has no {split!r} split")
+    return data.splits[split]
+
+
+def panel_title(run: Any) -> str:
+    return f"{run.model.name.upper()} ({run.path})"
