@@ -1,0 +1,119 @@
+"""The text modality: exact teacher-forced likelihood, padding, decoding, user round-trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from cmmkit.errors import ConfigError, DataError
+from cmmkit.modalities.text import BOS, EOS, PAD, TextModality, TextOptions, finish, text_info, train_tokenizer
+
+TEXTS = ["A man rides a bike.", "Two dogs play in the park.", "A girl sits on a bench.", "Ein Mädchen läuft."] * 5
+SMALL = {"hidden": 16, "layers": 1, "heads": 2, "ff": 32, "slots": 2, "dropout": 0.0, "max_decode_length": 12}
+
+
+@pytest.fixture(scope="module")
+def info():
+    tok = train_tokenizer(TEXTS, 80)
+    return text_info(tok.backend_tokenizer.to_str(), [10, 12])
+
+
+def _modality(info, **opts):
+    return TextModality(TextOptions(**{**SMALL, **opts}), info)
+
+
+def test_user_round_trip(info):
+    m = _modality(info)
+    raw = m.from_user(["A man rides a bike.", {"text": "Ein Mädchen läuft."}])
+    assert raw["ids"][:, 0].tolist() == [BOS, BOS] and raw["tokenizer"].tolist() == [m.fingerprint] * 2
+    assert m.to_user(m.prepare(raw)) == ["A man rides a bike.", "Ein Mädchen läuft."]
+    with pytest.raises(ConfigError, match="non-empty string"):
+        m.from_user([{"txt": "x"}])
+
+
+def test_prepare_checks_tokenizer_and_trims_padding(info):
+    m = _modality(info)
+    raw = m.from_user(["A man rides a bike."])
+    padded = {"ids": F.pad(raw["ids"], (0, 5), value=PAD), "mask": F.pad(raw["mask"], (0, 5)), "tokenizer": raw["tokenizer"]}
+    assert torch.equal(m.prepare(padded)["ids"], raw["ids"])
+    other = _modality(text_info(train_tokenizer(TEXTS, 60).backend_tokenizer.to_str(), [10]))
+    with pytest.raises(DataError, match="another tokenizer"):
+        other.prepare(raw)
+
+
+def _manual_log_prob(dec, h, ids, mask):
+    """Token by token: run the decoder on each prefix and read the next token's log-probability."""
+    memory = dec.memory(h)
+    total = torch.zeros(len(ids))
+    for b in range(len(ids)):
+        n = int(mask[b].sum())
+        for t in range(1, n):
+            logits = dec._logits(ids[b:b + 1, :t], None, memory[b:b + 1])[0, -1]
+            total[b] += F.log_softmax(logits, -1)[ids[b, t]]
+    return total
+
+
+def test_log_prob_is_exact_and_ignores_padding(info):
+    torch.manual_seed(0)
+    m = _modality(info)
+    dec = m.decoder(6).eval()
+    x = m.prepare(m.from_user(["A man rides a bike.", "Two dogs play."]))
+    h = torch.randn(2, 6)
+    lp = dec.log_prob(h, x)
+    assert torch.isfinite(lp).all()
+    torch.testing.assert_close(lp, _manual_log_prob(dec, h, x["ids"], x["mask"]), atol=1e-4, rtol=1e-5)
+    # more padding, and junk ids under the padding mask, change nothing
+    junk = {"ids": F.pad(x["ids"], (0, 3), value=7), "mask": F.pad(x["mask"], (0, 3))}
+    junk["ids"] = junk["ids"].masked_fill(~junk["mask"], 9)
+    torch.testing.assert_close(dec.log_prob(h, junk), lp, atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_is_argmax_and_beam_is_at_least_as_likely(info):
+    torch.manual_seed(1)
+    m = _modality(info, beam_size=1, length_penalty=0.0)
+    dec = m.decoder(6).eval()
+    h = torch.randn(3, 6)
+    greedy = dec.generate(h, 0.0)
+    memory = dec.memory(h)
+    for b in range(3):  # each greedy token is the argmax given its prefix
+        n = int(greedy["mask"][b].sum())
+        for t in range(1, n):
+            logits = dec._logits(greedy["ids"][b:b + 1, :t], None, memory[b:b + 1])[0, -1]
+            assert int(logits.argmax()) == int(greedy["ids"][b, t])
+    dec.o = TextOptions(**{**SMALL, "beam_size": 4, "length_penalty": 0.0})
+    beam = dec.generate(h, 0.0)
+    assert (dec.log_prob(h, beam) >= dec.log_prob(h, greedy) - 1e-5).all()
+
+
+def test_sampling_and_finish(info):
+    torch.manual_seed(2)
+    m = _modality(info)
+    dec = m.decoder(6).eval()
+    out = dec.generate(torch.randn(4, 6), noise_scale=1.0)
+    assert (out["ids"][:, 0] == BOS).all() and out["ids"].shape[1] <= 12
+    assert torch.isfinite(dec.log_prob(torch.zeros(4, 6), out)).all()
+    done = finish(torch.tensor([[BOS, 5, EOS, 6, 7]]))
+    assert done["ids"].tolist() == [[BOS, 5, EOS, PAD, PAD]] and done["mask"].tolist() == [[True, True, True, False, False]]
+
+
+def test_encoder_features_ignore_padding(info):
+    torch.manual_seed(3)
+    m = _modality(info)
+    enc = m.encoder(10).eval()
+    x = m.prepare(m.from_user(["A man rides a bike."]))
+    more = {"ids": F.pad(x["ids"], (0, 4), value=PAD), "mask": F.pad(x["mask"], (0, 4))}
+    f = enc(x)
+    assert f.shape == (1, 10) and f.abs().max() <= 1
+    torch.testing.assert_close(enc(more), f, atol=1e-5, rtol=1e-5)
+
+
+def test_save_outputs_writes_text(info, tmp_path):
+    m = _modality(info)
+    assert m.save_outputs(["eins", "zwei"], tmp_path / "o.txt") == [tmp_path / "o.txt"]
+    assert (tmp_path / "o.txt").read_text(encoding="utf-8") == "eins\nzwei\n"
+    with pytest.raises(ConfigError, match=r"\.txt"):
+        m.save_outputs(["x"], tmp_path / "o.png")
+    raw = m.prepare(m.from_user(["A man rides a bike."]))
+    assert m.save_preview(raw, raw, tmp_path / "samples" / "epoch_001.png")
+    assert "GEN: A man rides a bike." in (tmp_path / "samples" / "epoch_001.txt").read_text(encoding="utf-8")
