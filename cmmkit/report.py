@@ -142,6 +142,7 @@ def _markdown(evals: list[dict[str, Any]], keys: list[str]) -> str:
 
             note = PARZEN_NOTE
         lines += ["", f"*Note:* {note}"]
+    lines += _pair_measures(evals)
     judged = [e for e in evals if e.get("attribute_fidelity")]
     if judged and keys:
         rows = []
@@ -154,6 +155,36 @@ def _markdown(evals: list[dict[str, Any]], keys: list[str]) -> str:
         lines += ["", "Attribute AUC of generated faces (judge scores vs. requested attributes):", ""]
         lines += _table(["Model", "Run"] + keys, rows)
     return "\n".join(lines) + "\n"
+
+
+def _summaries(evals: list[dict[str, Any]]) -> list[str]:
+    """Column labels of the pair measures' summaries (e.g. BLEU, digit accuracy), in first-seen order."""
+    labels: list[str] = []
+    for e in evals:
+        for name in e.get("pair_metrics") or []:
+            if name == "attribute_fidelity":
+                continue  # has its own columns
+            for label in ((e.get(name) or {}).get("summary") or {}):
+                if label not in labels:
+                    labels.append(label)
+    return labels
+
+
+def _summary_value(ev: dict[str, Any], label: str) -> float | None:
+    for name in ev.get("pair_metrics") or []:
+        value = _num(((ev.get(name) or {}).get("summary") or {}).get(label))
+        if value is not None:
+            return value
+    return None
+
+
+def _pair_measures(evals: list[dict[str, Any]]) -> list[str]:
+    labels = _summaries(evals)
+    if not labels:
+        return []
+    rows = [[str(e["model"]), str(e["run"])] + [DASH if (v := _summary_value(e, lab)) is None else f"{v:,.4g}"
+                                              for lab in labels] for e in evals]
+    return ["", "Measures the pair declares:", ""] + _table(["Model", "Run"] + labels, rows)
 
 
 def _auc(value: Any) -> str:
@@ -169,7 +200,8 @@ def _csv(evals: list[dict[str, Any]], keys: list[str]) -> str:
               ("attribute_fidelity", "mean_auc"), ("attribute_fidelity", "real_mean_auc")]
     prefix = {"importance_sampling": "is", "attribute_fidelity": "attr"}
     header = ["model", "run", "split", "pair", "epoch", "examples"]
-    header += [f"{prefix.get(b, b)}_{k}" for b, k in fields] + [f"auc_{k}" for k in keys]
+    labels = _summaries(evals)
+    header += [f"{prefix.get(b, b)}_{k}" for b, k in fields] + [f"auc_{k}" for k in keys] + labels
 
     def plain(v: Any) -> str:
         n = _num(v)
@@ -182,7 +214,8 @@ def _csv(evals: list[dict[str, Any]], keys: list[str]) -> str:
         auc = (e.get("attribute_fidelity") or {}).get("auc") or {}
         writer.writerow([str(e["model"]), str(e["run"]), str(e["split"]), str(e.get("pair") or ""),
                          plain(e.get("epoch")), plain(e.get("examples"))]
-                        + [plain((e.get(b) or {}).get(k)) for b, k in fields] + [plain(auc.get(k)) for k in keys])
+                        + [plain((e.get(b) or {}).get(k)) for b, k in fields] + [plain(auc.get(k)) for k in keys]
+                        + [plain(_summary_value(e, lab)) for lab in labels])
     return buf.getvalue()
 
 

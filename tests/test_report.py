@@ -128,3 +128,15 @@ def test_bad_run_folders(tmp_path):
     (tmp_path / "eval.json").write_text('{"model": "m", "split": "test", "run": "r", "bound": 3}')
     with pytest.raises(CheckpointError, match="'bound' must be an object or null"):
         load_eval(tmp_path)
+
+
+def test_pair_measures_get_their_own_columns():
+    evals = [{"model": "cmma", "run": "runs/a", "split": "test", "pair_metrics": ["bleu"],
+              "bleu": {"summary": {"BLEU": 21.4, "chrF": 48.0}}},
+             {"model": "direct", "run": "runs/b", "split": "test", "pair_metrics": ["bleu"],
+              "bleu": {"summary": {"BLEU": 22.0}}}]
+    markdown, csv_text = report_table(evals)
+    assert "| Model | Run | BLEU | chrF |" in markdown
+    assert "| cmma | runs/a | 21.4 | 48 |" in markdown and "| direct | runs/b | 22 | — |" in markdown
+    header, first, second = csv_text.strip().splitlines()
+    assert header.endswith(",BLEU,chrF") and first.endswith(",21.4,48.0") and second.endswith(",22.0,")
