@@ -40,7 +40,6 @@ class TextOptions(ModalityOptions):
     vocab_size: int = Field(8000, ge=8, description="BPE vocabulary trained on the training split")
     tokenizer_file: str | None = Field(None, description="use this tokenizers JSON instead of training one "
                                        "(e.g. one exported from another run); must hold [PAD] [UNK] [BOS] [EOS]")
-    pretrained: str | None = Field(None, description="Hugging Face name of a pretrained tokenizer (needs internet)")
     hidden: int = Field(128, ge=8, description="transformer width d")
     layers: int = Field(2, ge=1, description="transformer layers (encoder and decoder each)")
     heads: int = Field(4, ge=1)
@@ -88,8 +87,7 @@ def wrap_tokenizer(tokenizer_json: str, source: str) -> Any:
 
 
 def load_tokenizer(options: TextOptions, texts: list[str], cache: Path | None) -> tuple[Any, str]:
-    """The tokenizer a pair should use for ``options``: ``tokenizer_file``, else ``pretrained``, else
-    one trained on ``texts`` (cached under ``cache`` so reloading the data reuses it). Returns
+    """The tokenizer a pair should use for ``options``: ``tokenizer_file``, else one trained on ``texts`` (cached under ``cache`` so reloading the data reuses it). Returns
     (tokenizer, its JSON)."""
     if options.tokenizer_file:
         path = Path(options.tokenizer_file).expanduser()
@@ -99,8 +97,6 @@ def load_tokenizer(options: TextOptions, texts: list[str], cache: Path | None) -
             raise DataError(f"tokenizer_file {path}: cannot read it ({exc.strerror or exc})") from None
         tok = wrap_tokenizer(text, f"tokenizer_file {path}")
         return tok, tok.backend_tokenizer.to_str()
-    if options.pretrained:
-        return _pretrained(options.pretrained)
     if cache is not None and cache.is_file():
         text = cache.read_text(encoding="utf-8")
         return wrap_tokenizer(text, str(cache)), text
@@ -111,21 +107,6 @@ def load_tokenizer(options: TextOptions, texts: list[str], cache: Path | None) -
 
         atomic_write_bytes(cache, text.encode("utf-8"))
     return tok, text
-
-
-def _pretrained(name: str) -> tuple[Any, str]:
-    """A pretrained Hugging Face tokenizer. Only ones with our special tokens at ids 0-3 are accepted
-    (the networks rely on them; :func:`wrap_tokenizer` says so otherwise); offline, a clear error."""
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"pretrained tokenizer {name!r} could not be loaded ({exc}); it needs internet access "
-                        "or a local copy in the Hugging Face cache. Offline, drop `pretrained` to train a "
-                        "tokenizer on the training split") from None
-    text = tok.backend_tokenizer.to_str()
-    return wrap_tokenizer(text, f"pretrained tokenizer {name!r}"), text
 
 
 def fingerprint(tokenizer_json: str) -> int:
@@ -304,7 +285,7 @@ class TextModality(Modality):
         if fp is not None and bool((fp != self.fingerprint).any()):
             raise DataError("these token ids were made by another tokenizer than this run's "
                             f"({self.info.get('language', '')} sha256 {self.info.get('tokenizer_sha256', '?')[:12]}): "
-                            "the data was re-tokenized differently (other vocab_size, tokenizer_file or pretrained, or "
+                            "the data was re-tokenized differently (other vocab_size or tokenizer_file, or "
                             "changed training files); load the data with the tokenizer the run was trained with")
         length = int(value["mask"].sum(1).max()) if value["mask"].numel() else 1
         return {"ids": value["ids"][:, :length], "mask": value["mask"][:, :length].bool()}

@@ -44,7 +44,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # bound and would add an English decoder, doubling the cost of a step.
     "default": {
         "pair": {"x": {**_NET, "vocab_size": 6000}, "y": {**_NET, "vocab_size": 6000}},
-        "train": {"epochs": 4, "batch_size": 64, "optimizer": _ADAM, "grid_examples": 8},
+        "train": {"epochs": 3, "batch_size": 64, "optimizer": _ADAM, "grid_examples": 8},
         "models": {
             "cmma": {"model": {"latent_dim": 256, "prior_hidden": 512, "posterior_hidden": 512,
                                "posterior_y_hidden": 256, "y_surrogate_weight": 0.0}},
