@@ -4,6 +4,8 @@
     >>> cmmkit.list_pairs()                      # what the installed plugins provide
     >>> run = cmmkit.load_run("runs/my-run")     # a folder written by `cmmkit train`
     >>> faces = run.generate({"Male": 1, "Eyeglasses": 1})   # PIL images
+    >>> edited, attrs = run.edit(["face.jpg"], {"Mustache": 1})   # §4.5
+    >>> cmmkit.make_figure("fig6", ["runs/my-run"], Path("fig6.png"))
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from cmmkit import config
 
         return getattr(config, name)
+    if name == "make_figure":
+        from cmmkit.figures import make_figure
+
+        return make_figure
     if name in {"CMMA", "CMMAConfig", "ConditionalModel"}:
         from cmmkit import models
 
@@ -48,4 +54,4 @@ def generate(run: Any, conditions: Any, noise_scale: float = 0.0, n: int = 1) ->
 
 __all__ = ["CheckpointError", "CmmkitError", "ConfigError", "DataError", "PluginError", "generate",
            "get_registry", "list_pairs", "load_run", "resume", "train", "build_config", "RunConfig",
-           "CMMA", "CMMAConfig", "ConditionalModel", "TrainedRun", "__version__"]
+           "CMMA", "CMMAConfig", "ConditionalModel", "TrainedRun", "make_figure", "__version__"]
