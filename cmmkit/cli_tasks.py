@@ -130,7 +130,8 @@ def _figure(args: argparse.Namespace) -> int:
     from cmmkit.figures import make_figure
 
     start = time.perf_counter()
-    written = make_figure(args.name, args.runs, Path(args.output), device=args.device, options=args)
+    written = make_figure(args.name, args.runs, Path(args.output), device=args.device, faces=args.faces,
+                          count=args.count, infer_with=args.infer_with, data_dir=args.data_dir)
     _done(written, start)
     return 0
 

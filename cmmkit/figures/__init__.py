@@ -41,14 +41,20 @@ def available(pair: Any) -> dict[str, Figure]:
     return {**core_figures(), **pair.figures()}
 
 
-def make_figure(name: str, run_dirs: list[str], output: Path, *, device: str = "cpu",
-                options: Any = None) -> list[Path]:
-    """Load the runs, draw figure ``name`` with one panel per run, write ``output`` (PNG)."""
+def make_figure(name: str, run_dirs: list[str | Path], output: str | Path, *, device: str = "cpu",
+                faces: list[int] | None = None, count: int = 6, infer_with: str | Path | None = None,
+                data_dir: str | Path | None = None) -> list[Path]:
+    """Load the runs, draw figure ``name`` with one panel per run, write ``output`` (PNG/JPG).
+    ``faces``/``count`` pick the examples shown, ``infer_with`` a run that infers missing
+    conditions (fig10), ``data_dir`` the pair's data when it is not where the run found it."""
     from cmmkit.images import save_image, stack
     from cmmkit.runs import load_run
 
+    output = Path(output)
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ConfigError(f"-o {output}: expected a .png or .jpg output path")
+    if count < 1:
+        raise ConfigError(f"--count {count}: expected at least 1")
     runs = [load_run(r, device=device) for r in run_dirs]
     pairs = {r.pair.name for r in runs}
     if len(pairs) > 1:
@@ -57,16 +63,9 @@ def make_figure(name: str, run_dirs: list[str], output: Path, *, device: str = "
     if name not in figures:
         raise ConfigError(f"figure {name!r}: not a figure of pair {runs[0].pair.name}.{suggest(name, figures)} "
                           f"Available: {', '.join(sorted(figures))}")
-    opts = FigureOptions(device=device)
-    if options is not None:
-        opts.faces = getattr(options, "faces", None)
-        opts.count = getattr(options, "count", opts.count)
-        if opts.count < 1:
-            raise ConfigError(f"--count {opts.count}: expected at least 1")
-        if getattr(options, "infer_with", None):
-            opts.infer_with = load_run(options.infer_with, device=device)
-        if getattr(options, "data_dir", None):
-            opts.data_dir = Path(options.data_dir)
+    opts = FigureOptions(faces=list(faces) if faces else None, count=count, device=device,
+                         infer_with=load_run(infer_with, device=device) if infer_with else None,
+                         data_dir=Path(data_dir) if data_dir else None)
     image, notes = figures[name](runs, opts)
     for note in notes:
         print(note)

@@ -127,18 +127,18 @@ def test_fig8_and_fig10_grids(lfw_runs, tmp_path):
     from cmmkit_lfw.figures import FIG8_ROWS, FIG10_ROWS
 
     out = tmp_path / "fig8.png"
-    make_figure("fig8", [lfw_runs["cmma"], lfw_runs["cvae"]], out, options=_opts(faces=[0, 1, 2]))
+    make_figure("fig8", [lfw_runs["cmma"], lfw_runs["cvae"]], out, faces=[0, 1, 2])
     w, h = _panel_size(1 + len(FIG8_ROWS), 3, ["input"] + [r for r, _ in FIG8_ROWS], ["train 0"] * 3, "T")
     assert abs(Image.open(out).height - (2 * h + 8)) <= 2
     out10 = tmp_path / "fig10.png"
-    make_figure("fig10", [lfw_runs["cmma_x"]], out10, options=_opts(count=2))
+    make_figure("fig10", [lfw_runs["cmma_x"]], out10, count=2)
     _, h10 = _panel_size(1 + len(FIG10_ROWS), 2, ["input"] + [r for r, _ in FIG10_ROWS], ["x"] * 2, "T")
     assert abs(Image.open(out10).height - h10) <= 2  # 2 faces without attribute rows in the fixture
 
 
 def test_fig4_reports_posterior_spread(lfw_runs, tmp_path, capsys):
     out = tmp_path / "fig4.png"
-    make_figure("fig4", [lfw_runs["cmma_x"], lfw_runs["vae"]], out, options=_opts(count=3))
+    make_figure("fig4", [lfw_runs["cmma_x"], lfw_runs["vae"]], out, count=3)
     printed = capsys.readouterr().out
     assert printed.count("average posterior standard deviation") == 2
     assert Image.open(out).height > Image.open(out).width / 2  # two rows of (a), (b)
@@ -165,8 +165,3 @@ def test_evaluate_edits(lfw_runs, capsys):
     code, _, err = _cli(capsys, "evaluate-edits", lfw_runs["cgan"], "--judge", lfw_runs["judge"])
     assert code == 2 and "cannot edit" in err
 
-
-def _opts(**kw):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(**{"faces": None, "count": 6, "infer_with": None, "data_dir": None, **kw})
