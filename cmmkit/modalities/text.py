@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from pydantic import Field
@@ -34,12 +34,27 @@ SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
 PAD, UNK, BOS, EOS = range(4)
 
 
+class Specials(NamedTuple):
+    """Ids of the special tokens: 0-3 for tokenizers cmmkit trains, a pretrained tokenizer's own
+    (``[CLS]``/``[SEP]`` serve as BOS/EOS for BERT's). Kept in ``info["specials"]``."""
+
+    pad: int = PAD
+    unk: int = UNK
+    bos: int = BOS
+    eos: int = EOS
+
+
+OURS = Specials()
+
+
 class TextOptions(ModalityOptions):
     """Tokenizer, network sizes and decoding of one text side."""
 
     vocab_size: int = Field(8000, ge=8, description="BPE vocabulary trained on the training split")
     tokenizer_file: str | None = Field(None, description="use this tokenizers JSON instead of training one "
                                        "(e.g. one exported from another run); must hold [PAD] [UNK] [BOS] [EOS]")
+    pretrained: str | None = Field(None, description="Hugging Face name of a pretrained tokenizer (needs internet "
+                                   "or the HF cache; only the tokenizer: the networks are trained from scratch)")
     hidden: int = Field(128, ge=8, description="transformer width d")
     layers: int = Field(2, ge=1, description="transformer layers (encoder and decoder each)")
     heads: int = Field(4, ge=1)
@@ -67,9 +82,9 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     return wrap_tokenizer(tok.to_str(), "a freshly trained tokenizer")
 
 
-def wrap_tokenizer(tokenizer_json: str, source: str) -> Any:
-    """``transformers.PreTrainedTokenizerFast`` from a tokenizers JSON; clear error if it is not one
-    of ours (the special tokens must have ids 0-3, since the networks rely on them)."""
+def wrap_tokenizer(tokenizer_json: str, source: str, specials: Specials | None = None) -> Any:
+    """``transformers.PreTrainedTokenizerFast`` from a tokenizers JSON. Without ``specials`` it must be
+    one of ours (special tokens [PAD] [UNK] [BOS] [EOS] at ids 0-3): clear error otherwise."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
@@ -78,6 +93,8 @@ def wrap_tokenizer(tokenizer_json: str, source: str) -> Any:
     except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
         raise DataError(f"{source}: not a tokenizers JSON file ({exc})") from None
     ids = [tok.token_to_id(s) for s in SPECIALS]
+    if specials is not None:
+        return PreTrainedTokenizerFast(tokenizer_object=tok)
     if ids != [PAD, UNK, BOS, EOS]:
         found = ", ".join(f"{s}={i}" for s, i in zip(SPECIALS, ids))
         raise DataError(f"{source}: incompatible tokenizer: expected special tokens [PAD]=0 [UNK]=1 [BOS]=2 "
@@ -86,9 +103,10 @@ def wrap_tokenizer(tokenizer_json: str, source: str) -> Any:
                                    bos_token="[BOS]", eos_token="[EOS]")
 
 
-def load_tokenizer(options: TextOptions, texts: list[str], cache: Path | None) -> tuple[Any, str]:
-    """The tokenizer a pair should use for ``options``: ``tokenizer_file``, else one trained on ``texts`` (cached under ``cache`` so reloading the data reuses it). Returns
-    (tokenizer, its JSON)."""
+def load_tokenizer(options: TextOptions, texts: list[str], cache: Path | None) -> tuple[Any, str, Specials]:
+    """The tokenizer a pair should use for ``options``: ``tokenizer_file``, else ``pretrained``, else
+    one trained on ``texts`` (cached under ``cache`` so reloading the data reuses it). Returns
+    (tokenizer, its JSON, its special token ids)."""
     if options.tokenizer_file:
         path = Path(options.tokenizer_file).expanduser()
         try:
@@ -96,17 +114,44 @@ def load_tokenizer(options: TextOptions, texts: list[str], cache: Path | None) -
         except OSError as exc:
             raise DataError(f"tokenizer_file {path}: cannot read it ({exc.strerror or exc})") from None
         tok = wrap_tokenizer(text, f"tokenizer_file {path}")
-        return tok, tok.backend_tokenizer.to_str()
+        return tok, tok.backend_tokenizer.to_str(), OURS
+    if options.pretrained:
+        return _pretrained(options.pretrained)
     if cache is not None and cache.is_file():
         text = cache.read_text(encoding="utf-8")
-        return wrap_tokenizer(text, str(cache)), text
+        return wrap_tokenizer(text, str(cache)), text, OURS
     tok = train_tokenizer(texts, options.vocab_size)
     text = tok.backend_tokenizer.to_str()
     if cache is not None:
         from cmmkit.data.download import atomic_write_bytes
 
         atomic_write_bytes(cache, text.encode("utf-8"))
-    return tok, text
+    return tok, text, OURS
+
+
+def _pretrained(name: str) -> tuple[Any, str, Specials]:
+    """A pretrained Hugging Face tokenizer (its ids are only vocabulary: embeddings are learned here).
+    BOS/EOS are its bos/eos tokens, else BERT-style [CLS]/[SEP]. Offline: a clear error."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"pretrained tokenizer {name!r} could not be loaded: {str(exc).splitlines()[0]} It needs "
+                        "internet access (or a copy in the Hugging Face cache); offline, drop "
+                        "pair.x/y.pretrained to train a tokenizer on the training split") from None
+    ids = {"pad": tok.pad_token_id, "unk": tok.unk_token_id, "bos": tok.bos_token_id if tok.bos_token_id is not None
+           else tok.cls_token_id, "eos": tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id}
+    if ids["pad"] is None and ids["eos"] is not None:
+        ids["pad"] = ids["eos"]  # GPT-2 style: padding is masked anyway
+    if any(v is None for v in ids.values()):
+        raise DataError(f"pretrained tokenizer {name!r} lacks special tokens cmmkit needs: "
+                        f"{', '.join(k for k, v in ids.items() if v is None)}")
+    if not getattr(tok, "is_fast", False):
+        raise DataError(f"pretrained tokenizer {name!r} has no fast (tokenizers) version to store in the run")
+    text = tok.backend_tokenizer.to_str()
+    specials = Specials(**ids)
+    return wrap_tokenizer(text, f"pretrained tokenizer {name!r}", specials), text, specials
 
 
 def fingerprint(tokenizer_json: str) -> int:
@@ -114,36 +159,39 @@ def fingerprint(tokenizer_json: str) -> int:
     return int(hashlib.sha256(tokenizer_json.encode("utf-8")).hexdigest()[:15], 16)
 
 
-def encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+def encode(tokenizer: Any, texts: list[str], sp: Specials = OURS) -> list[list[int]]:
     """Token ids ``[BOS] .. [EOS]`` of each text (unpadded)."""
-    return [[BOS, *ids, EOS] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return [[sp.bos, *ids, sp.eos] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def pad(seqs: list[list[int]], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, mask) padded with [PAD] to ``length`` (default: the longest)."""
-    length = length or max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), length), PAD, dtype=torch.long)
+def pad(seqs: list[list[int]], pad_id: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) padded with ``pad_id`` to the longest sequence."""
+    length = max((len(s) for s in seqs), default=1)
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.bool)
     for i, s in enumerate(seqs):
         ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-    return ids, ids != PAD
+        mask[i, :len(s)] = True
+    return ids, mask
 
 
-def text_info(tokenizer_json: str, train_lengths: list[int], language: str = "") -> dict[str, Any]:
-    """The ``info`` of a text side: tokenizer JSON and its hash, mean/max training length."""
+def text_info(tokenizer_json: str, train_lengths: list[int], language: str = "",
+              specials: Specials = OURS) -> dict[str, Any]:
+    """The ``info`` of a text side: tokenizer JSON and its hash, special ids, mean/max training length."""
     return {"tokenizer": tokenizer_json, "tokenizer_sha256": hashlib.sha256(tokenizer_json.encode()).hexdigest(),
-            "language": language, "mean_length": sum(train_lengths) / max(len(train_lengths), 1),
-            "max_length": max(train_lengths, default=2)}
+            "specials": list(specials), "language": language,
+            "mean_length": sum(train_lengths) / max(len(train_lengths), 1), "max_length": max(train_lengths, default=2)}
 
 
 # --- networks ------------------------------------------------------------------------------
-def _bert_config(o: TextOptions, vocab: int, decoder: bool) -> Any:
+def _bert_config(o: TextOptions, vocab: int, decoder: bool, pad_id: int) -> Any:
     from transformers import BertConfig
 
     if o.hidden % o.heads:
         raise ConfigError(f"text hidden={o.hidden} must be a multiple of heads={o.heads}")
     return BertConfig(vocab_size=vocab, hidden_size=o.hidden, num_hidden_layers=o.layers, num_attention_heads=o.heads,
                       intermediate_size=o.ff, hidden_dropout_prob=o.dropout, attention_probs_dropout_prob=o.dropout,
-                      max_position_embeddings=o.max_positions, type_vocab_size=1, pad_token_id=PAD,
+                      max_position_embeddings=o.max_positions, type_vocab_size=1, pad_token_id=pad_id,
                       is_decoder=decoder, add_cross_attention=decoder, use_cache=False)
 
 
@@ -151,11 +199,11 @@ class TextEncoder(nn.Module):
     """Sentence -> (B, out) features: BERT layers, ``slots`` learned queries attend over the tokens
     (attention pooling keeps more than one mean vector), flattened, linear, tanh."""
 
-    def __init__(self, o: TextOptions, vocab: int, out_features: int) -> None:
+    def __init__(self, o: TextOptions, vocab: int, out_features: int, sp: Specials = OURS) -> None:
         super().__init__()
         from transformers import BertModel
 
-        self.bert = BertModel(_bert_config(o, vocab, decoder=False), add_pooling_layer=False)
+        self.bert = BertModel(_bert_config(o, vocab, decoder=False, pad_id=sp.pad), add_pooling_layer=False)
         self.queries = nn.Parameter(torch.randn(o.slots, o.hidden) * o.hidden ** -0.5)
         self.out = nn.Sequential(nn.Linear(o.slots * o.hidden, out_features), nn.Tanh())
 
@@ -173,14 +221,14 @@ class TextDecoder(Decoder):
     the exact teacher-forced log-likelihood; ``generate`` is beam
     search (greedy at beam 1) at noise 0 and ancestral sampling at temperature ``noise_scale`` > 0."""
 
-    def __init__(self, o: TextOptions, vocab: int, in_features: int) -> None:
+    def __init__(self, o: TextOptions, vocab: int, in_features: int, sp: Specials = OURS) -> None:
         super().__init__()
         from transformers import BertModel
 
-        self.o, self.vocab = o, vocab
+        self.o, self.vocab, self.sp = o, vocab, sp
         self.memory = nn.Sequential(nn.Linear(in_features, o.slots * o.hidden), nn.Unflatten(1, (o.slots, o.hidden)),
                                     nn.LayerNorm(o.hidden))
-        self.lm = BertModel(_bert_config(o, vocab, decoder=True), add_pooling_layer=False)
+        self.lm = BertModel(_bert_config(o, vocab, decoder=True, pad_id=sp.pad), add_pooling_layer=False)
         # output layer tied to the input embeddings by hand: transformers' own tying shares tensors,
         # which safetensors checkpoints refuse
         self.out_bias = nn.Parameter(torch.zeros(vocab))
@@ -206,11 +254,11 @@ class TextDecoder(Decoder):
             ids = self._sample(memory, noise_scale)
         else:
             ids = self._beam(memory, self.o.beam_size)
-        return finish(ids)
+        return finish(ids, self.sp)
 
     def _sample(self, memory: torch.Tensor, temperature: float) -> torch.Tensor:
         b = memory.shape[0]
-        ids = torch.full((b, 1), BOS, dtype=torch.long, device=memory.device)
+        ids = torch.full((b, 1), self.sp.bos, dtype=torch.long, device=memory.device)
         done = torch.zeros(b, dtype=torch.bool, device=memory.device)
         for _ in range(self.o.max_decode_length - 1):
             logits = self._logits(ids, None, memory, last_only=True)[:, -1].float()
@@ -218,9 +266,9 @@ class TextDecoder(Decoder):
                 nxt = torch.multinomial(F.softmax(logits / temperature, -1), 1).squeeze(1)
             else:
                 nxt = logits.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+            nxt = torch.where(done, torch.full_like(nxt, self.sp.pad), nxt)
             ids = torch.cat([ids, nxt[:, None]], 1)
-            done = done | (nxt == EOS)
+            done = done | (nxt == self.sp.eos)
             if bool(done.all()):
                 break
         return ids
@@ -228,7 +276,7 @@ class TextDecoder(Decoder):
     def _beam(self, memory: torch.Tensor, k: int) -> torch.Tensor:
         b, dev = memory.shape[0], memory.device
         mem = memory.repeat_interleave(k, 0)
-        ids = torch.full((b * k, 1), BOS, dtype=torch.long, device=dev)
+        ids = torch.full((b * k, 1), self.sp.bos, dtype=torch.long, device=dev)
         scores = torch.full((b, k), float("-inf"), device=dev)
         scores[:, 0] = 0.0  # all beams start identical: keep one
         scores = scores.view(-1)
@@ -238,14 +286,14 @@ class TextDecoder(Decoder):
             logp = F.log_softmax(self._logits(ids, None, mem, last_only=True)[:, -1].float(), -1)
             # a finished beam continues only with [PAD] at no cost
             logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
-            logp[:, PAD] = torch.where(done, 0.0, float("-inf"))
+            logp[:, self.sp.pad] = torch.where(done, 0.0, float("-inf"))
             total = (scores[:, None] + logp).view(b, k * self.vocab)
             top, idx = total.topk(k, dim=1)
             beam = (idx // self.vocab + torch.arange(b, device=dev)[:, None] * k).view(-1)
             tok = (idx % self.vocab).view(-1)
             ids = torch.cat([ids[beam], tok[:, None]], 1)
             lengths = lengths[beam] + (~done[beam]).float()
-            done = done[beam] | (tok == EOS)
+            done = done[beam] | (tok == self.sp.eos)
             scores = top.view(-1)
             if bool(done.all()):
                 break
@@ -254,12 +302,11 @@ class TextDecoder(Decoder):
         return ids[best]
 
 
-def finish(ids: torch.Tensor) -> dict[str, torch.Tensor]:
+def finish(ids: torch.Tensor, sp: Specials = OURS) -> dict[str, torch.Tensor]:
     """Generated ids -> a prepared value: tokens after the first [EOS] become [PAD], mask up to it."""
-    eos = (ids == EOS).long()
+    eos = (ids == sp.eos).long()
     after = (eos.cumsum(1) - eos) > 0  # strictly after the first EOS
-    ids = ids.masked_fill(after, PAD)
-    return {"ids": ids, "mask": ~after & (ids != PAD)}
+    return {"ids": ids.masked_fill(after, sp.pad), "mask": ~after}
 
 
 class TextModality(Modality):
@@ -274,7 +321,9 @@ class TextModality(Modality):
         super().__init__(options, info)
         if "tokenizer" not in info:
             raise CheckpointError("text modality info has no tokenizer; the run or pair did not record one")
-        self.tokenizer = wrap_tokenizer(info["tokenizer"], "the run's tokenizer")
+        self.specials = Specials(*info.get("specials", OURS))
+        self.tokenizer = wrap_tokenizer(info["tokenizer"], "the run's tokenizer",
+                                        None if self.specials == OURS else self.specials)
         self.fingerprint = fingerprint(info["tokenizer"])
         self.vocab = len(self.tokenizer)
 
@@ -298,10 +347,10 @@ class TextModality(Modality):
 
     # --- networks ---
     def encoder(self, out_features: int) -> nn.Module:
-        return TextEncoder(self.options, self.vocab, out_features)
+        return TextEncoder(self.options, self.vocab, out_features, self.specials)
 
     def decoder(self, in_features: int) -> Decoder:
-        return TextDecoder(self.options, self.vocab, in_features)
+        return TextDecoder(self.options, self.vocab, in_features, self.specials)
 
     # --- users ---
     def from_user(self, items: list[Any], **_: Any) -> Value:
@@ -312,19 +361,20 @@ class TextModality(Modality):
             if not isinstance(text, str) or not text.strip():
                 raise ConfigError(f"text condition {item!r}: expected a non-empty string or {{'text': '...'}}")
             texts.append(text.strip())
-        seqs = encode(self.tokenizer, texts)
+        seqs = encode(self.tokenizer, texts, self.specials)
         too_long = [t for t, s in zip(texts, seqs) if len(s) > self.options.max_positions]
         if too_long:
             raise ConfigError(f"text {too_long[0][:60]!r}... is longer than max_positions="
                               f"{self.options.max_positions} tokens")
-        ids, mask = pad(seqs)
+        ids, mask = pad(seqs, self.specials.pad)
         return {"ids": ids, "mask": mask, "tokenizer": torch.full((len(texts),), self.fingerprint, dtype=torch.long)}
 
     def to_user(self, value: Value) -> list[str]:
         """Detokenized strings (special tokens dropped)."""
         ids = value["ids"].cpu().tolist()
         mask = value["mask"].cpu().tolist()
-        return [self.tokenizer.decode([t for t, m in zip(row, ms) if m and t > EOS]).strip()
+        special = set(self.specials)
+        return [self.tokenizer.decode([t for t, m in zip(row, ms) if m and t not in special]).strip()
                 for row, ms in zip(ids, mask)]
 
     def save_preview(self, real: Value, generated: Value, path: Any) -> bool:

@@ -20,7 +20,7 @@ import torch
 
 from cmmkit.data.download import RemoteFile
 from cmmkit.errors import DataError
-from cmmkit.modalities.text import encode, pad
+from cmmkit.modalities.text import Specials, encode, pad
 from cmmkit.pair import PairDataset
 
 DATASET = "multi30k"
@@ -86,9 +86,9 @@ class TextPairDataset(PairDataset):
     references)."""
 
     def __init__(self, source_ids: list[list[int]], target_ids: list[list[int]], source_texts: list[str],
-                 target_texts: list[str], fingerprints: tuple[int, int]) -> None:
-        self.y_ids, self.y_mask = pad(source_ids)
-        self.x_ids, self.x_mask = pad(target_ids)
+                 target_texts: list[str], fingerprints: tuple[int, int], pad_ids: tuple[int, int]) -> None:
+        self.y_ids, self.y_mask = pad(source_ids, pad_ids[0])
+        self.x_ids, self.x_mask = pad(target_ids, pad_ids[1])
         self.y_len, self.x_len = self.y_mask.sum(1), self.x_mask.sum(1)
         self.source_texts, self.target_texts = source_texts, target_texts
         self.y_fp, self.x_fp = fingerprints
@@ -111,11 +111,13 @@ class TextPairDataset(PairDataset):
                 "tokenizer": torch.full((len(indices),), fp, dtype=torch.long)}
 
 
-def tokenize_split(aligned: Aligned, tokenizers: tuple[object, object], fingerprints: tuple[int, int],
-                   max_length: int, strict: bool, paths: tuple[Path, Path]) -> TextPairDataset:
+def tokenize_split(aligned: Aligned, tokenizers: tuple[object, object], specials: tuple[Specials, Specials],
+                   fingerprints: tuple[int, int], max_length: int, strict: bool,
+                   paths: tuple[Path, Path]) -> TextPairDataset:
     """Token ids of a split; pairs with a side over ``max_length`` tokens are skipped
     (``strict=False``, noted in ``aligned.skipped``) or an error naming file and line."""
-    src_ids, tgt_ids = encode(tokenizers[0], aligned.source), encode(tokenizers[1], aligned.target)
+    src_ids = encode(tokenizers[0], aligned.source, specials[0])
+    tgt_ids = encode(tokenizers[1], aligned.target, specials[1])
     keep = []
     for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
         over = [(p, len(ids)) for p, ids in zip(paths, (s, t)) if len(ids) > max_length]
@@ -128,4 +130,5 @@ def tokenize_split(aligned: Aligned, tokenizers: tuple[object, object], fingerpr
                             "raise pair.max_length (and pair.x/y.max_positions)")
         aligned.skipped.append(where)
     pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
-    return TextPairDataset(pick(src_ids), pick(tgt_ids), pick(aligned.source), pick(aligned.target), fingerprints)
+    return TextPairDataset(pick(src_ids), pick(tgt_ids), pick(aligned.source), pick(aligned.target), fingerprints,
+                           (specials[0].pad, specials[1].pad))

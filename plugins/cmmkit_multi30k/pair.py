@@ -103,18 +103,20 @@ class Multi30kEnDe(Pair):
         if config.train_size is not None:
             train.source, train.target, train.lines = (v[:config.train_size] for v in
                                                        (train.source, train.target, train.lines))
-        tokenizers, jsons = [], []
+        tokenizers, jsons, specials = [], [], []
         for side, opts, lang, path in (("y", config.y, "en", paths["train"][0]),
                                        ("x", config.x, config.target, paths["train"][1])):
             texts = train.source if side == "y" else train.target
             key = hashlib.sha256(f"{file_digest(path)[1]}|{opts.vocab_size}|{config.train_size}".encode()).hexdigest()
             cache = cache_root() / DATASET / "tokenizers" / f"{lang}-{key[:16]}.json"
-            tok, text = load_tokenizer(opts, texts, cache)
+            tok, text, sp = load_tokenizer(opts, texts, cache)
             tokenizers.append(tok)
             jsons.append(text)
+            specials.append(sp)
         fps = (fingerprint(jsons[0]), fingerprint(jsons[1]))
-        splits = {split: tokenize_split(aligned[split], (tokenizers[0], tokenizers[1]), fps, config.max_length,
-                                        strict=split != "train", paths=paths[split]) for split in stems}
+        splits = {split: tokenize_split(aligned[split], (tokenizers[0], tokenizers[1]), (specials[0], specials[1]),
+                                        fps, config.max_length, strict=split != "train", paths=paths[split])
+                  for split in stems}
         if len(splits["train"]) == 0:
             raise DataError(f"no training pairs left in {paths['train'][0]} / {paths['train'][1]} after skipping "
                             "empty and overlong lines")
@@ -124,8 +126,8 @@ class Multi30kEnDe(Pair):
             notes.append(f"{len(train.skipped)} training pair(s) skipped (empty, or over pair.max_length="
                          f"{config.max_length} tokens): {shown}{' ...' if len(train.skipped) > 5 else ''}")
         ds = splits["train"]
-        info = {"y": text_info(jsons[0], ds.y_len.tolist(), "en"),
-                "x": text_info(jsons[1], ds.x_len.tolist(), config.target)}
+        info = {"y": text_info(jsons[0], ds.y_len.tolist(), "en", specials[0]),
+                "x": text_info(jsons[1], ds.x_len.tolist(), config.target, specials[1])}
         return PairData(splits, info, notes)  # type: ignore[arg-type]
 
     @staticmethod

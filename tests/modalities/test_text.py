@@ -117,3 +117,38 @@ def test_save_outputs_writes_text(info, tmp_path):
     raw = m.prepare(m.from_user(["A man rides a bike."]))
     assert m.save_preview(raw, raw, tmp_path / "samples" / "epoch_001.png")
     assert "GEN: A man rides a bike." in (tmp_path / "samples" / "epoch_001.txt").read_text(encoding="utf-8")
+
+
+def test_pretrained_tokenizer_offline_is_a_clear_error(monkeypatch):
+    import transformers
+
+    from cmmkit.modalities.text import load_tokenizer
+
+    def offline(*a, **k):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    with pytest.raises(DataError, match="pretrained tokenizer 'bert-base-cased' could not be loaded.*internet"):
+        load_tokenizer(TextOptions(pretrained="bert-base-cased"), [], None)
+
+
+def test_tokenizer_with_other_special_ids_works(info):
+    """A pretrained-style tokenizer ([CLS]/[SEP]/[PAD] at other ids) through the whole modality."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from cmmkit.modalities.text import Specials
+
+    vocab = {w: i for i, w in enumerate(["a", "man", "rides", "bike", ".", "[UNK]", "[CLS]", "[SEP]", "[PAD]"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                 sep_token="[SEP]")
+    sp = Specials(pad=8, unk=5, bos=6, eos=7)
+    m = _modality(text_info(hf.backend_tokenizer.to_str(), [5], specials=sp))
+    raw = m.from_user(["a man rides a bike .", "a man ."])
+    assert raw["ids"][1].tolist() == [6, 0, 1, 4, 7, 8, 8, 8] and m.to_user(m.prepare(raw))[1] == "a man ."
+    dec = m.decoder(4).eval()
+    assert torch.isfinite(dec.log_prob(torch.zeros(2, 4), m.prepare(raw))).all()
+    out = dec.generate(torch.zeros(2, 4))
+    assert (out["ids"][:, 0] == 6).all()
