@@ -233,13 +233,18 @@ class TextDecoder(Decoder):
         # which safetensors checkpoints refuse
         self.out_bias = nn.Parameter(torch.zeros(vocab))
 
-    def _logits(self, ids: torch.Tensor, mask: torch.Tensor | None, memory: torch.Tensor,
-                last_only: bool = False) -> torch.Tensor:
+    def _logits(self, ids: torch.Tensor, mask: torch.Tensor | None, memory: torch.Tensor) -> torch.Tensor:
+        """Logits (B, L, V) of the token after each position (teacher forcing)."""
         h = self.lm(input_ids=ids, attention_mask=None if mask is None else mask.long(),
                     encoder_hidden_states=memory).last_hidden_state
-        if last_only:
-            h = h[:, -1:]
         return F.linear(h, self.lm.embeddings.word_embeddings.weight, self.out_bias)
+
+    def _step(self, last: torch.Tensor, memory: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """Next-token logits (N, V) for the newest tokens ``last`` (N, 1), reusing the key/value cache
+        of the earlier positions (transformers' EncoderDecoderCache; None on the first step)."""
+        out = self.lm(input_ids=last, encoder_hidden_states=memory, cache=cache, use_cache=True)
+        h = out.last_hidden_state[:, -1]
+        return F.linear(h, self.lm.embeddings.word_embeddings.weight, self.out_bias).float(), out.cache
 
     def log_prob(self, h: torch.Tensor, x: Value) -> torch.Tensor:
         ids, mask = x["ids"], x["mask"]
@@ -260,8 +265,9 @@ class TextDecoder(Decoder):
         b = memory.shape[0]
         ids = torch.full((b, 1), self.sp.bos, dtype=torch.long, device=memory.device)
         done = torch.zeros(b, dtype=torch.bool, device=memory.device)
+        cache = None
         for _ in range(self.o.max_decode_length - 1):
-            logits = self._logits(ids, None, memory, last_only=True)[:, -1].float()
+            logits, cache = self._step(ids[:, -1:], memory, cache)
             if temperature > 0:
                 nxt = torch.multinomial(F.softmax(logits / temperature, -1), 1).squeeze(1)
             else:
@@ -282,8 +288,10 @@ class TextDecoder(Decoder):
         scores = scores.view(-1)
         done = torch.zeros(b * k, dtype=torch.bool, device=dev)
         lengths = torch.ones(b * k, device=dev)
+        cache = None
         for _ in range(self.o.max_decode_length - 1):
-            logp = F.log_softmax(self._logits(ids, None, mem, last_only=True)[:, -1].float(), -1)
+            logits, cache = self._step(ids[:, -1:], mem, cache)
+            logp = F.log_softmax(logits, -1)
             # a finished beam continues only with [PAD] at no cost
             logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
             logp[:, self.sp.pad] = torch.where(done, 0.0, float("-inf"))
@@ -292,6 +300,7 @@ class TextDecoder(Decoder):
             beam = (idx // self.vocab + torch.arange(b, device=dev)[:, None] * k).view(-1)
             tok = (idx % self.vocab).view(-1)
             ids = torch.cat([ids[beam], tok[:, None]], 1)
+            cache.reorder_cache(beam)
             lengths = lengths[beam] + (~done[beam]).float()
             done = done[beam] | (tok == self.sp.eos)
             scores = top.view(-1)
