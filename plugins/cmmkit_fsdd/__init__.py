@@ -1,0 +1,33 @@
+"""The speech pair ``fsdd_digits_speech``: spoken digits (log-mel spectrograms of the Free Spoken
+Digit Dataset) generated from the digit word and, optionally, the speaker. It registers its two
+modalities (``digit_text``, ``log_mel``), its judge model (``digit_classifier``) and the pair
+through the ``cmmkit`` entry-point group like any third-party plugin."""
+
+from __future__ import annotations
+
+from cmmkit.hookspecs import Register, hookimpl
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def register_modalities(register: Register) -> None:
+    from cmmkit_fsdd.audio import LogMelModality
+    from cmmkit_fsdd.words import DigitTextModality
+
+    register(LogMelModality)
+    register(DigitTextModality)
+
+
+@hookimpl
+def register_models(register: Register) -> None:
+    from cmmkit_fsdd.judge import DigitClassifier
+
+    register(DigitClassifier)
+
+
+@hookimpl
+def register_pairs(register: Register) -> None:
+    from cmmkit_fsdd.pair import FSDDDigitsSpeech
+
+    register(FSDDDigitsSpeech())

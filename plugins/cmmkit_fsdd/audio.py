@@ -1,0 +1,234 @@
+"""Speech as a modality: fixed-size log-mel spectrograms with a conv encoder and a Gaussian conv decoder.
+
+Raw values are float log-mel spectrograms (B, 64 mels, 126 frames) of 1.0 s of 8 kHz audio (see
+:mod:`cmmkit_fsdd.wav`). ``prepare`` normalises each mel band with the training mean and standard
+deviation kept in ``info``; the likelihood is a diagonal Gaussian over the normalised bins with a
+learned per-bin variance bounded below by ``logvar_floor`` (the padded silence is constant, so an
+unbounded variance would collapse there). Users get :class:`Speech` back: the waveform from the
+inverse mel scale plus Griffin-Lim, and the spectrogram it came from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch.nn import functional as F
+
+from cmmkit.distributions import DiagonalGaussian
+from cmmkit.errors import ConfigError, DataError
+from cmmkit.modality import Decoder, Modality, ModalityOptions
+from cmmkit_fsdd import wav
+
+_PADDED = 128  # frames are padded to a power of two for the stride-2 convolutions
+
+
+class LogMelOptions(ModalityOptions):
+    base_channels: int = Field(32, ge=4, description="channels of the first conv layer; doubled per layer")
+    layers: int = Field(4, ge=1, le=6, description="stride-2 conv layers (64x128 -> 4x8 with 4)")
+    logvar_floor: float = Field(-4.0, description="lower bound of the decoder's per-bin log-variance")
+    griffin_lim_iterations: int = Field(32, ge=1, description="Griffin-Lim iterations when turning a spectrogram into audio")
+
+
+@dataclass
+class Speech:
+    """One generated (or read) utterance: ``waveform`` (T,) in [-1, 1] at ``sample_rate`` Hz and the
+    log-mel spectrogram (mels, frames) it was made from."""
+
+    waveform: torch.Tensor
+    log_mel: torch.Tensor
+    sample_rate: int = wav.SAMPLE_RATE
+
+    def save(self, path: str | Path) -> Path:
+        return wav.write_wav(Path(path), self.waveform, self.sample_rate)
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class SpectrogramEncoder(nn.Module):
+    """(B, mels, frames) normalised log-mel -> (B, out) features (stride-2 2-D convolutions)."""
+
+    def __init__(self, mels: int, base: int, layers: int, out_features: int) -> None:
+        super().__init__()
+        mods: list[nn.Module] = []
+        c_in = 1
+        for i in range(layers):
+            mods += [nn.Conv2d(c_in, base * 2**i, 4, 2, 1), _act()]
+            c_in = base * 2**i
+        self.conv = nn.Sequential(*mods)
+        cells = (mels // 2**layers) * (_PADDED // 2**layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c_in * cells, out_features), _act())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, _PADDED - x.shape[-1]))
+        return self.fc(self.conv(x.unsqueeze(1)))
+
+
+class GaussianSpectrogramDecoder(Decoder):
+    """h -> N(mu, diag(exp(logvar))) over the normalised log-mel bins (transposed convolutions)."""
+
+    def __init__(self, in_features: int, mels: int, frames: int, opts: LogMelOptions) -> None:
+        super().__init__()
+        self.frames, self.floor = frames, opts.logvar_floor
+        self.h0, self.w0 = mels // 2**opts.layers, _PADDED // 2**opts.layers
+        self.c0 = opts.base_channels * 2 ** (opts.layers - 1)
+        self.fc = nn.Sequential(nn.Linear(in_features, self.c0 * self.h0 * self.w0), _act())
+        mods: list[nn.Module] = []
+        c = self.c0
+        for i in reversed(range(opts.layers - 1)):
+            mods += [nn.ConvTranspose2d(c, opts.base_channels * 2**i, 4, 2, 1), _act()]
+            c = opts.base_channels * 2**i
+        mods.append(nn.ConvTranspose2d(c, 2, 4, 2, 1))
+        self.deconv = nn.Sequential(*mods)
+
+    def forward(self, h: torch.Tensor) -> DiagonalGaussian:
+        out = self.deconv(self.fc(h).view(-1, self.c0, self.h0, self.w0))[..., : self.frames]
+        mu, raw = out[:, 0], out[:, 1]
+        return DiagonalGaussian(mu, self.floor + F.softplus(raw - self.floor), event_dims=2)
+
+
+class LogMelModality(Modality):
+    """Log-mel spectrograms of fixed-length speech. ``info``: mels, frames, sample rate, samples,
+    and the per-band training ``mean``/``std`` used for normalisation."""
+
+    name = "log_mel"
+    Options = LogMelOptions
+    options: LogMelOptions
+
+    def __init__(self, options: LogMelOptions, info: dict[str, Any]) -> None:
+        super().__init__(options, info)
+        self._mean = torch.tensor(info["mean"], dtype=torch.float32).view(-1, 1)
+        self._std = torch.tensor(info["std"], dtype=torch.float32).view(-1, 1)
+        self._analysis: wav.MelAnalysis | None = None
+
+    @property
+    def analysis(self) -> wav.MelAnalysis:
+        if self._analysis is None:
+            self._analysis = wav.MelAnalysis()
+        return self._analysis
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.info["mels"]), int(self.info["frames"])
+
+    @property
+    def dims(self) -> int:
+        return math.prod(self.shape)
+
+    def prepare(self, value: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
+        """Raw log-mel -> per-band standardised (continuous data: nothing to dequantize)."""
+        return (value.float() - self._mean.to(value.device)) / self._std.to(value.device)
+
+    def unnormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Prepared values back to natural-log mel power."""
+        return x.detach().float() * self._std.to(x.device) + self._mean.to(x.device)
+
+    def encoder(self, out_features: int) -> nn.Module:
+        mels, _ = self.shape
+        if mels % 2**self.options.layers:
+            raise ConfigError(f"log_mel: {mels} mels must be divisible by 2**layers (layers={self.options.layers})")
+        return SpectrogramEncoder(mels, self.options.base_channels, self.options.layers, out_features)
+
+    def decoder(self, in_features: int) -> Decoder:
+        mels, frames = self.shape
+        if mels % 2**self.options.layers:
+            raise ConfigError(f"log_mel: {mels} mels must be divisible by 2**layers (layers={self.options.layers})")
+        return GaussianSpectrogramDecoder(in_features, mels, frames, self.options)
+
+    # --- users ----------------------------------------------------------------------------
+    def from_user(self, items: list[Any]) -> torch.Tensor:
+        """WAV files (16-bit mono 8 kHz), :class:`Speech` objects or 1-D sample tensors -> raw log-mel."""
+        out = []
+        for item in items:
+            if isinstance(item, (str, Path)):
+                samples = wav.read_wav(Path(item), rate=int(self.info["sample_rate"]))
+            elif isinstance(item, Speech):
+                samples = item.waveform
+            elif isinstance(item, torch.Tensor) and item.dim() == 1:
+                samples = item
+            else:
+                raise DataError(f"expected a WAV path, Speech or 1-D sample tensor, got {type(item).__name__}")
+            out.append(self.analysis(samples))
+        return torch.stack(out)
+
+    def to_user(self, value: torch.Tensor) -> list[Speech]:
+        """Prepared spectrograms -> :class:`Speech` (Griffin-Lim waveform + the log-mel spectrogram)."""
+        log_mel = self.unnormalise(value).cpu()
+        audio = self.analysis.invert(log_mel, self.options.griffin_lim_iterations)
+        return [Speech(a, m, int(self.info["sample_rate"])) for a, m in zip(audio, log_mel)]
+
+    def save_outputs(self, items: list[Any], path: Path, columns: int = 1, labels: list[str] | None = None,
+                     column_labels: list[str] | None = None) -> list[Path]:
+        """``path.wav`` (one output) or ``stem_0.wav``, ``stem_1.wav``... (several), plus ``stem.png``:
+        their spectrograms in a grid, ``columns`` per row, each row labelled."""
+        path = Path(path)
+        if path.suffix.lower() != ".wav":
+            raise ConfigError(f"{path}: the log_mel modality writes .wav files (plus a spectrogram .png beside them)")
+        speech = [s if isinstance(s, Speech) else Speech(s, self.analysis(s)) for s in items]
+        if len(speech) == 1:
+            written = [speech[0].save(path)]
+        else:
+            written = [s.save(path.with_name(f"{path.stem}_{i}.wav")) for i, s in enumerate(speech)]
+        titles = [p.name for p in written]
+        png = path.with_suffix(".png")
+        rows = [list(range(i, min(i + columns, len(speech)))) for i in range(0, len(speech), columns)]
+        plot_grid([[speech[i].log_mel for i in row] for row in rows], png,
+                  row_labels=labels, col_labels=column_labels, cell_titles=[[titles[i] for i in r] for r in rows])
+        return [*written, png]
+
+    def save_preview(self, real: torch.Tensor, generated: torch.Tensor, path: Any) -> bool:
+        """Columns of real (top) and generated (bottom) spectrograms, up to 8 examples."""
+        k = min(8, len(real))
+        cells = [[self.unnormalise(real[i]).cpu() for i in range(k)], [self.unnormalise(generated[i]).cpu() for i in range(k)]]
+        plot_grid(cells, Path(path), row_labels=["real", "generated"])
+        return True
+
+
+def plot_grid(rows: list[list[torch.Tensor]], path: Path, row_labels: list[str] | None = None,
+              col_labels: list[str] | None = None, cell_titles: list[list[str]] | None = None) -> Path:
+    """Log-mel spectrograms (mels, frames) drawn as a labelled matplotlib grid (time in s, mel band),
+    saved to ``path`` (PNG) atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from cmmkit.data.download import atomic_write
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.6, 2.0 * n_rows + 0.4), squeeze=False)
+    vmin, vmax = math.log(wav.LOG_FLOOR), max(float(c.max()) for r in rows for c in r)
+    seconds = wav.NUM_SAMPLES / wav.SAMPLE_RATE
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            if j >= len(row):
+                ax.axis("off")
+                continue
+            ax.imshow(row[j].numpy(), origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+                      extent=(0.0, seconds, 0, row[j].shape[0]))
+            ax.tick_params(labelsize=6)
+            title = []
+            if i == 0 and col_labels and j < len(col_labels):
+                title.append(col_labels[j])
+            if cell_titles:
+                title.append(cell_titles[i][j])
+            if title:
+                ax.set_title("\n".join(title), fontsize=7)
+            if j == 0:
+                label = row_labels[i] if row_labels and i < len(row_labels) else ""
+                ax.set_ylabel(f"{label}\nmel band" if label else "mel band", fontsize=7)
+            if i == n_rows - 1:
+                ax.set_xlabel("time (s)", fontsize=7)
+    fig.tight_layout()
+    with atomic_write(Path(path), "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)

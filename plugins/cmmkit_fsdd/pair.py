@@ -1,0 +1,136 @@
+"""The ``fsdd_digits_speech`` pair: x = 1.0 s of speech (64x126 log-mel) generated from y = the digit
+word (+ speaker), on the Free Spoken Digit Dataset.
+
+Data and split: :mod:`cmmkit_fsdd.data` (index 0-4 test, 5-9 validation, 10+ training).
+Modalities: ``log_mel`` (:mod:`cmmkit_fsdd.audio`) and ``digit_text`` (:mod:`cmmkit_fsdd.words`).
+Judge: ``digit_classifier`` (:mod:`cmmkit_fsdd.judge`), trained by ``cmmkit train-judge``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from cmmkit.data.download import fetch, resolve_dataset_dir
+from cmmkit.errors import DataError
+from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
+from cmmkit_fsdd import wav
+from cmmkit_fsdd.audio import LogMelOptions
+from cmmkit_fsdd.data import DATASET, RELEASE, find_source, missing_message, split_of
+from cmmkit_fsdd.words import DigitTextOptions, digit_text_info
+
+
+class FSDDConfig(PairConfig):
+    name: Literal["fsdd_digits_speech"] = "fsdd_digits_speech"
+    condition_on_speaker: bool = Field(True, description="y holds the speaker besides the digit word")
+    train_size: int | None = Field(None, ge=1, description="use only the first N training recordings (quick runs)")
+    x: LogMelOptions = LogMelOptions()
+    y: DigitTextOptions = DigitTextOptions()
+
+
+_ADAM = {"name": "Adam", "lr": 0.001}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU minutes (docs/pairs/fsdd_digits_speech.md has the measured time and accuracy).
+    "default": {
+        "pair": {"x": {"base_channels": 16, "layers": 4}, "y": {"embedding": 32, "hidden": 128}},
+        "train": {"epochs": 30, "batch_size": 64, "optimizer": _ADAM, "grid_examples": 8},
+        "models": {
+            "cmma": {"model": {"latent_dim": 32, "prior_hidden": 256, "posterior_hidden": 256,
+                               "posterior_y_hidden": 64}},
+            "cvae": {"model": {"latent_dim": 32, "posterior_hidden": 256, "posterior_y_hidden": 64,
+                               "decoder_y_hidden": 64}},
+            "vae": {"model": {"latent_dim": 32, "posterior_hidden": 256}},
+            "cgan": {"model": {"noise_dim": 32, "generator_y_hidden": 64, "discriminator_hidden": 256,
+                               "discriminator_y_hidden": 64},
+                     "train": {"group_optimizers": {"discriminator": {"name": "Adam", "lr": 2e-4,
+                                                                      "kwargs": {"betas": [0.5, 0.999]}},
+                                                    "generator": {"name": "Adam", "lr": 2e-4,
+                                                                  "kwargs": {"betas": [0.5, 0.999]}}}}},
+            "digit_classifier": {"model": {"hidden": 128}, "train": {"epochs": 10}},
+        },
+    },
+    # Seconds: smoke tests.
+    "tiny": {
+        "pair": {"x": {"base_channels": 4, "layers": 4, "griffin_lim_iterations": 4}, "y": {"embedding": 8, "hidden": 16}},
+        "train": {"epochs": 1, "batch_size": 32, "optimizer": {"name": "Adam", "lr": 0.002}, "grid_examples": 4,
+                  "max_val_examples": 64},
+        "models": {
+            "cmma": {"model": {"latent_dim": 8, "prior_hidden": 16, "posterior_hidden": 16, "posterior_y_hidden": 8}},
+            "cvae": {"model": {"latent_dim": 8, "posterior_hidden": 16, "posterior_y_hidden": 8,
+                               "decoder_y_hidden": 8}},
+            "vae": {"model": {"latent_dim": 8, "posterior_hidden": 16}},
+            "cgan": {"model": {"noise_dim": 8, "generator_y_hidden": 8, "discriminator_hidden": 16,
+                               "discriminator_y_hidden": 8}},
+            "digit_classifier": {"model": {"hidden": 16}, "train": {"epochs": 1}},
+        },
+    },
+}
+
+
+class FSDDDigitsSpeech(Pair):
+    name = "fsdd_digits_speech"
+    description = "Free Spoken Digit Dataset: 1 s of speech (log-mel) from the digit word and the speaker"
+    x_modality = "log_mel"
+    y_modality = "digit_text"
+    Config = FSDDConfig
+    metrics = ("bound", "importance_sampling")  # no Parzen windows on 8,064-dim spectrograms
+    judge_model = "digit_classifier"
+
+    def evaluations(self) -> dict[str, Any]:
+        from cmmkit_fsdd.judge import digit_accuracy
+
+        return {"digit_accuracy": digit_accuracy}
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return PRESETS
+
+    def load(self, config: FSDDConfig, data_dir: Path | None, *, download: bool = True,  # type: ignore[override]
+             progress: bool = True) -> PairData:
+        folder, user_copy = resolve_dataset_dir(DATASET, data_dir)
+        source = find_source(folder)
+        if source is None:
+            if user_copy or not download:
+                raise DataError(missing_message(folder) + ("" if user_copy else " (downloading is disabled)"))
+            fetch(RELEASE, folder, download=True, progress=progress)
+            source = find_source(folder)
+            if source is None:
+                raise DataError(f"{folder / RELEASE.filename} holds no recordings/ folder; {missing_message(folder)}")
+        rec = source.read_all(progress)
+        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+        for i, index in enumerate(rec.indices):
+            parts[split_of(index)].append(i)
+        if config.train_size is not None:
+            parts["train"] = parts["train"][:config.train_size]
+        for name, idx in parts.items():
+            if not idx:
+                raise DataError(f"{source.describe()}: no recordings for the {name} split (index 0-4 test, 5-9 "
+                                "validation, 10+ training); is the dataset complete?")
+        speakers = sorted({rec.speakers[i] for i in parts["train"]})
+        info_y = digit_text_info(speakers, config.condition_on_speaker)
+        vocab = {w: i for i, w in enumerate(["[UNK]", *info_y["digits"], *speakers])}
+        unknown = sorted({rec.speakers[i] for i in parts["val"] + parts["test"]} - set(speakers))
+        if unknown and config.condition_on_speaker:
+            raise DataError(f"{source.describe()}: speaker(s) {', '.join(unknown)} have no training recordings "
+                            "(index 10+); set pair.condition_on_speaker=false or add their recordings")
+        y_all = torch.tensor([[vocab[info_y["digits"][d]], vocab.get(s, 0)] for d, s in zip(rec.digits, rec.speakers)],
+                             dtype=torch.long)
+        if not config.condition_on_speaker:
+            y_all = y_all[:, :1].contiguous()
+        splits = {name: TensorPairDataset(rec.log_mel[torch.tensor(idx)], y_all[torch.tensor(idx)])
+                  for name, idx in parts.items()}
+        train = splits["train"].x
+        info_x = {"mels": wav.N_MELS, "frames": wav.FRAMES, "sample_rate": wav.SAMPLE_RATE,
+                  "num_samples": wav.NUM_SAMPLES, "analysis": wav.describe(),
+                  "mean": train.mean(dim=(0, 2)).tolist(), "std": train.std(dim=(0, 2)).clamp(min=1e-3).tolist()}
+        notes = [f"{len(idx)} {name} recordings" for name, idx in parts.items()]
+        notes = [f"read {len(rec.names)} recordings from {source.describe()}: " + ", ".join(notes)]
+        if rec.trimmed:
+            notes.append(f"{rec.trimmed} recording(s) longer than {wav.NUM_SAMPLES / wav.SAMPLE_RATE:g} s were trimmed")
+        if rec.skipped:
+            notes.append(f"{len(rec.skipped)} file(s) not named <digit>_<speaker>_<index>.wav were left out: "
+                         f"{', '.join(rec.skipped[:5])}{' ...' if len(rec.skipped) > 5 else ''}")
+        return PairData(splits, {"x": info_x, "y": info_y}, notes)  # type: ignore[arg-type]
