@@ -96,7 +96,7 @@ class MelAnalysis:
         if self._inverse is None:
             self._inverse = (torchaudio.transforms.InverseMelScale(n_stft=N_FFT // 2 + 1, n_mels=N_MELS,
                                                                    sample_rate=SAMPLE_RATE, f_min=0.0,
-                                                                   f_max=SAMPLE_RATE / 2),
+                                                                   f_max=SAMPLE_RATE / 2, driver="gelsd"),
                              torchaudio.transforms.GriffinLim(n_fft=N_FFT, hop_length=HOP, power=2.0,
                                                               n_iter=iterations))
         inv_mel, griffin = self._inverse
