@@ -33,7 +33,7 @@ class Multi30kConfig(PairConfig):
     y: TextOptions = TextOptions()
 
 
-_NET = {"hidden": 128, "layers": 2, "heads": 4, "ff": 512, "slots": 8, "dropout": 0.1, "output_scale": 4.0}
+_NET = {"hidden": 128, "layers": 2, "heads": 4, "ff": 512, "slots": 8, "dropout": 0.1}
 _TINY_NET = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "slots": 2, "dropout": 0.0, "vocab_size": 300,
              "beam_size": 2, "max_decode_length": 24}
 _ADAM = {"name": "Adam", "lr": 0.001, "kwargs": {"betas": [0.9, 0.98]}}

@@ -104,7 +104,7 @@ def test_encoder_features_ignore_padding(info):
     x = m.prepare(m.from_user(["A man rides a bike."]))
     more = {"ids": F.pad(x["ids"], (0, 4), value=PAD), "mask": F.pad(x["mask"], (0, 4))}
     f = enc(x)
-    assert f.shape == (1, 10) and f.abs().max() <= 1  # output_scale 1
+    assert f.shape == (1, 10) and f.abs().max() <= 1
     torch.testing.assert_close(enc(more), f, atol=1e-5, rtol=1e-5)
 
 
