@@ -4,8 +4,9 @@ Layout: ``recordings/<digit>_<speaker>_<index>.wav`` (8 kHz mono 16-bit). Accept
 folder: ``recordings/`` itself, ``*/recordings/`` one level down (the extracted release zip), the
 release zip (read in place, never extracted), or the folder of WAVs itself.
 
-Split by the recording index, as the dataset's README suggests: 0-4 test, 5-9 validation, 10 and
-above training (v1.0.10: 50 recordings per digit and speaker -> 2,400 / 300 / 300).
+Split by the recording index: 0-4 test (the dataset README's official test set), 5-9 validation
+(taken from the README's training range 5-49), 10 and above training (v1.0.10: 50 recordings per
+digit and speaker -> 2,400 / 300 / 300).
 """
 
 from __future__ import annotations

@@ -102,8 +102,11 @@ class FSDDDigitsSpeech(Pair):
                 raise DataError(f"{folder / RELEASE.filename} holds no recordings/ folder; {missing_message(folder)}")
         rec = source.read_all(progress)
         parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-        for i, index in enumerate(rec.indices):
-            parts[split_of(index)].append(i)
+        # each split ordered by (index, speaker, digit): its first ten examples are the ten digits
+        # of one speaker (training previews and --max-examples see every digit)
+        order = sorted(range(len(rec.indices)), key=lambda i: (rec.indices[i], rec.speakers[i], rec.digits[i]))
+        for i in order:
+            parts[split_of(rec.indices[i])].append(i)
         if config.train_size is not None and config.train_size < len(parts["train"]):
             step = len(parts["train"]) / config.train_size  # evenly spread: every digit and speaker stays
             parts["train"] = [parts["train"][int(i * step)] for i in range(config.train_size)]
