@@ -64,11 +64,12 @@ def _ellipse(ax: Any, mu: torch.Tensor, std: torch.Tensor, color: str, k: float 
 
 
 def _limits(ax: Any, mus: torch.Tensor, stds: torch.Tensor, k: float) -> None:
+    """Equal axes holding every ellipse (k standard deviations) with a margin."""
     lo, hi = (mus - k * stds).min(0).values, (mus + k * stds).max(0).values
-    pad = 0.05 * (hi - lo).max()
-    ax.set_xlim(float(lo[0] - pad), float(hi[0] + pad))
-    ax.set_ylim(float(lo[1] - pad), float(hi[1] + pad))
-    ax.set_aspect("equal", adjustable="datalim")
+    centre, half = (lo + hi) / 2, float((hi - lo).max()) / 2 * 1.1 + 1e-3
+    ax.set_xlim(float(centre[0]) - half, float(centre[0]) + half)
+    ax.set_ylim(float(centre[1]) - half, float(centre[1]) + half)
+    ax.set_aspect("equal", adjustable="box")
 
 
 def latent_figure(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]:
@@ -106,8 +107,9 @@ def latent_figure(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, li
         shown = pick[:3]
         for i, c in zip(shown, COLORS):
             for k in (1, 2, 3):
-                _ellipse(b, stats["post_mu"][i], stats["post_std"][i], c, k, lw=1,
-                         label=f"posterior of individual {i + 1}" if k == 1 else None)
+                _ellipse(b, stats["post_mu"][i], stats["post_std"][i], c, k, lw=1)
+            # posteriors are often far narrower than a line is wide: mark their means too
+            b.plot(*stats["post_mu"][i].tolist(), "x", color=c, ms=7, label=f"posterior of individual {i + 1}")
         mus = torch.cat([stats["prior_mu"][[first]], stats["post_mu"][shown]])
         stds = torch.cat([stats["prior_std"][[first]], stats["post_std"][shown]])
         _limits(b, mus, stds, 3.2)
