@@ -404,10 +404,3 @@ class TextModality(Modality):
         path.write_text("".join(f"{s}\n" for s in items), encoding="utf-8")
         return [path]
 
-
-def dump_tokenizer(info: dict[str, Any], path: Path) -> Path:
-    """Write a run's tokenizer (from its modality ``info``) to ``path`` as tokenizers JSON, e.g. to
-    reuse it with ``tokenizer_file``."""
-    path = Path(path)
-    path.write_text(info["tokenizer"], encoding="utf-8")
-    return path
