@@ -47,3 +47,12 @@ def test_cli_generate_writes_a_text_file(tmp_path, folder):
     assert main(["generate", str(run), "--text", "A man rides a bike.", "--text", "A girl sits.",
                  "-o", str(tmp_path / "out.txt")]) == 0
     assert len((tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()) == 2
+
+
+@pytest.mark.parametrize("model", ["cmma", "direct"])
+def test_pair_conforms(tmp_path, folder, model):
+    """cmmkit.testing's conformance check on the fixture (text round trip on both sides)."""
+    from cmmkit.testing import check_pair
+
+    check_pair("multi30k_en_de", preset="tiny", model=model, data_dir=folder, run_dir=tmp_path / "run",
+               roundtrip=("x", "y"))
