@@ -68,3 +68,11 @@ def test_real_mirror_loads_and_trains_briefly(tmp_path, fsdd_mirror):
                                                                   "pair.train_size=64"])
     run = train(cfg, tmp_path / "real", progress=False)
     assert run.generate([{"text": "nine", "speaker": "yweweler"}])[0].waveform.shape == (8000,)
+
+
+@pytest.mark.parametrize("model", ["cvae", "cgan"])
+def test_other_models_train_and_generate(tmp_path, folder, model):
+    cfg = build_config("fsdd_digits_speech", preset="tiny", model=model,
+                       sets=[f"data.data_dir={folder}", "pair.condition_on_speaker=false"])
+    run = train(cfg, tmp_path / model, progress=False)
+    assert run.generate(["three"], n=2, noise_scale=1.0)[1].log_mel.shape == (64, 126)
