@@ -32,7 +32,7 @@ def _train(args: argparse.Namespace) -> int:
         config = build_config(args.pair, args.preset, args.config, sets, model=model)
         run = train(config, args.out, progress=not args.no_progress)
     print(f"Run saved in {run.path} (epoch {run.meta.get('epoch')}); "
-          f"preview images in {run.path / 'samples'}")
+          f"previews in {run.path / 'samples'}")
     return 0
 
 

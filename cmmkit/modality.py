@@ -94,7 +94,8 @@ class Modality(ABC):
 
     def save_preview(self, real: Value, generated: Value, path: Any) -> bool:
         """Write a picture comparing real and generated prepared values (e.g. a PNG grid) to
-        ``path`` (a ``.png`` path). Return False when the modality has nothing to show."""
+        ``path`` (a ``.png`` path; a modality with nothing to draw may write a sibling file with
+        its own suffix instead, e.g. ``.txt`` for text). Return False when it wrote nothing."""
         return False
 
     def save_outputs(self, items: list[Any], path: Path, columns: int = 1, labels: list[str] | None = None,

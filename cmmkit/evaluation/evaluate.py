@@ -113,7 +113,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
     bpd = lambda nats: bound.bits_per_dim(nats, x_mod.dims, x_mod.discrete_log_offset())  # noqa: E731
 
     metrics = run.pair.metrics
-    if isinstance(run.model, LatentModel) and "bound" in metrics:
+    if "bound" in metrics and _reports_bound(run, dataset):
         start = time.perf_counter()
         values = [_seeded(s, lambda: _mean_bound(run, dataset, n, opts.batch_size)) for s in opts.seeds]
         mean, std = _mean_std(values)
@@ -145,6 +145,13 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
 
     _write_json(run.path / EVAL_FILE, out)
     return out
+
+
+@torch.no_grad()
+def _reports_bound(run: TrainedRun, dataset: Any) -> bool:
+    """Whether the model's ``evaluate`` gives a ``bound`` (a variational bound, or the exact
+    log-likelihood of a deterministic model); a GAN's does not."""
+    return len(dataset) > 0 and "bound" in run.model.evaluate(to_device(dataset.get_batch(torch.arange(1)), run.device))
 
 
 @torch.no_grad()

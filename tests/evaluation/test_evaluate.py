@@ -70,3 +70,11 @@ def test_cli_evaluate_and_report(runs, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "cmma" in out and "cgan" in out
     assert len((tmp_path / "t.csv").read_text().strip().splitlines()) == 3
+
+
+def test_a_deterministic_model_reports_its_exact_likelihood_as_the_bound(tmp_path, synthetic_pair):
+    cfg = build_config("synthetic", model="direct", sets=["train.epochs=1", "pair.n=64"])
+    run = train(cfg, tmp_path / "direct", progress=False).path
+    result = evaluate_run(run, _opts(parzen=False), progress=False)
+    assert result["bound"]["nats"] == result["bound"]["nats"]  # a number, not NaN
+    assert result["importance_sampling"] is None  # no latent to sample
