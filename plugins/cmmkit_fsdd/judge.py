@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.errors import CheckpointError
+from cmmkit.errors import CheckpointError, ConfigError
 from cmmkit.modality import Modality, Value, to_device
 from cmmkit.models.base import ConditionalModel, ModelConfig
 
@@ -36,7 +36,7 @@ class DigitClassifier(ConditionalModel):
     def __init__(self, config: DigitClassifierConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
         if not hasattr(y, "digit_class"):
-            raise CheckpointError(f"digit_classifier needs a digit_text condition, not {y.name}")
+            raise ConfigError(f"digit_classifier judges spoken digits: it needs a digit_text condition, not {y.name}")
         self.features = x.encoder(config.hidden)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.hidden, 10))
 
