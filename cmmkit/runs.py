@@ -18,8 +18,8 @@ from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import Pair, PairData
 from cmmkit.plugins import plugin_version
 from cmmkit.registry import get_registry
-from cmmkit.train.rundir import RunDir
-from cmmkit.train.trainer import Trainer, pick_device
+from cmmkit.training.rundir import RunDir
+from cmmkit.training.trainer import Trainer, pick_device
 
 
 def build_model(config: RunConfig, info: dict[str, Any]) -> tuple[Pair, ConditionalModel]:

@@ -22,7 +22,7 @@ from cmmkit.runs import load_run
 def attribute_fidelity(ctx: EvalContext) -> dict[str, Any] | None:
     """Per-attribute AUC of a judge's scores on x generated (noise 0) from the split's y, beside
     its AUC on the real x (the ceiling). None when no ``--judge`` was given."""
-    run, dataset, n, opts, progress = ctx.run, ctx.dataset, ctx.n, ctx.opts, ctx.progress
+    run, dataset, opts = ctx.run, ctx.dataset, ctx.opts
     if opts.judge is None:
         return None
     judge = load_run(opts.judge, device=str(run.device))  # type: ignore[arg-type]

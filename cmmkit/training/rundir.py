@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from cmmkit.errors import CheckpointError
-from cmmkit.train.checkpoint import load_checkpoint, save_checkpoint
+from cmmkit.training.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.yaml"

@@ -24,8 +24,8 @@ from cmmkit.errors import ConfigError
 from cmmkit.modality import batch_size, to_device
 from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import PairData
-from cmmkit.train.metrics import MetricsLog
-from cmmkit.train.rundir import RunDir
+from cmmkit.training.metrics import MetricsLog
+from cmmkit.training.rundir import RunDir
 
 
 def pick_device(name: str) -> torch.device:

@@ -8,7 +8,7 @@ import torch
 from cmmkit import bound
 from cmmkit.config import build_config
 from cmmkit.runs import build_model, load_data, load_run, train
-from cmmkit.train.checkpoint import load_checkpoint
+from cmmkit.training.checkpoint import load_checkpoint
 
 
 @pytest.mark.parametrize("model", ["cmma", "cvae", "vae", "cgan", "attribute_judge"])

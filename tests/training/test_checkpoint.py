@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cmmkit.errors import CheckpointError
-from cmmkit.train.checkpoint import load_checkpoint, save_checkpoint
+from cmmkit.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def _state():
@@ -53,7 +53,7 @@ def test_tampered_tensor_or_metadata_is_reported(tmp_path):
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "ck.safetensors"
     save_checkpoint(path, {"w": torch.ones(3)}, {}, {"epoch": 1})
-    import cmmkit.train.checkpoint as ck
+    import cmmkit.training.checkpoint as ck
 
     def crash(*a, **k):
         raise KeyboardInterrupt

@@ -7,7 +7,7 @@ from PIL import Image
 from cmmkit.config import build_config
 from cmmkit.errors import CheckpointError
 from cmmkit.runs import load_run, resume, train
-from cmmkit.train.checkpoint import load_checkpoint
+from cmmkit.training.checkpoint import load_checkpoint
 
 
 def _weights(run_path):
@@ -49,7 +49,7 @@ def test_training_lowers_the_loss(tmp_path, synthetic_pair):
 
 
 def test_interrupt_leaves_a_resumable_checkpoint(tmp_path, synthetic_pair, monkeypatch, capsys):
-    from cmmkit.train.trainer import Trainer
+    from cmmkit.training.trainer import Trainer
 
     calls = {"n": 0}
     original = Trainer.train_step
