@@ -92,6 +92,8 @@ class FSDDDigitsSpeech(Pair):
     def load(self, config: FSDDConfig, data_dir: Path | None, *, download: bool = True,  # type: ignore[override]
              progress: bool = True) -> PairData:
         folder, user_copy = resolve_dataset_dir(DATASET, data_dir)
+        if not user_copy and (folder / RELEASE.filename).is_file():
+            fetch(RELEASE, folder, download=False)  # verifies the checksum recorded when it was downloaded
         source = find_source(folder)
         if source is None:
             if user_copy or not download:

@@ -112,3 +112,31 @@ def test_real_mirror(fsdd_mirror):
     data = load(fsdd_mirror)
     assert {k: len(v) for k, v in data.splits.items()} == {"train": 2400, "val": 300, "test": 300}
     assert len(data.info["y"]["speakers"]) == 6
+
+
+def test_download_release_zip_into_cache_and_verify(tmp_path, folder, monkeypatch):
+    import io
+
+    payload = make_release_zip(tmp_path / "served", folder / "recordings").read_bytes()
+    calls = []
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(payload))}
+
+    def serve(request, timeout=None):
+        calls.append(request.full_url)
+        return Response(payload)
+
+    monkeypatch.setattr(urllib.request, "urlopen", serve)
+    pair = get_registry().pair("fsdd_digits_speech")
+    data = pair.load(FSDDConfig(), None, download=True, progress=False)  # $CMMKIT_CACHE/fsdd
+    assert calls == ["https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"]
+    assert len(data.splits["test"]) == 30
+    pair.load(FSDDConfig(), None, download=True, progress=False)
+    assert len(calls) == 1  # cached, not downloaded again
+    from cmmkit.data.download import cache_root
+
+    cached = cache_root() / "fsdd" / "free-spoken-digit-dataset-1.0.10.zip"
+    cached.write_bytes(cached.read_bytes()[:-10])
+    with pytest.raises(DataError, match="fails verification"):
+        pair.load(FSDDConfig(), None, download=True, progress=False)
