@@ -179,8 +179,11 @@ class LogMelModality(Modality):
         titles = [p.name for p in written]
         png = path.with_suffix(".png")
         rows = [list(range(i, min(i + columns, len(speech)))) for i in range(0, len(speech), columns)]
-        plot_grid([[speech[i].log_mel for i in row] for row in rows], png,
-                  row_labels=labels, col_labels=column_labels, cell_titles=[[titles[i] for i in r] for r in rows])
+        title = None
+        if labels and len(labels) == 1:  # a single row's label (often long) becomes the title
+            title, labels = labels[0], None
+        plot_grid([[speech[i].log_mel for i in row] for row in rows], png, row_labels=labels,
+                  col_labels=column_labels, cell_titles=[[titles[i] for i in r] for r in rows], title=title)
         return [*written, png]
 
     def save_preview(self, real: torch.Tensor, generated: torch.Tensor, path: Any) -> bool:
@@ -192,7 +195,8 @@ class LogMelModality(Modality):
 
 
 def plot_grid(rows: list[list[torch.Tensor]], path: Path, row_labels: list[str] | None = None,
-              col_labels: list[str] | None = None, cell_titles: list[list[str]] | None = None) -> Path:
+              col_labels: list[str] | None = None, cell_titles: list[list[str]] | None = None,
+              title: str | None = None) -> Path:
     """Log-mel spectrograms (mels, frames) drawn as a labelled matplotlib grid (time in s, mel band),
     saved to ``path`` (PNG) atomically."""
     import matplotlib
@@ -215,18 +219,20 @@ def plot_grid(rows: list[list[torch.Tensor]], path: Path, row_labels: list[str] 
             ax.imshow(row[j].numpy(), origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                       extent=(0.0, seconds, 0, row[j].shape[0]))
             ax.tick_params(labelsize=6)
-            title = []
+            heading = []
             if i == 0 and col_labels and j < len(col_labels):
-                title.append(col_labels[j])
+                heading.append(col_labels[j])
             if cell_titles:
-                title.append(cell_titles[i][j])
-            if title:
-                ax.set_title("\n".join(title), fontsize=7)
+                heading.append(cell_titles[i][j])
+            if heading:
+                ax.set_title("\n".join(heading), fontsize=7)
             if j == 0:
                 label = row_labels[i] if row_labels and i < len(row_labels) else ""
                 ax.set_ylabel(f"{label}\nmel band" if label else "mel band", fontsize=7)
             if i == n_rows - 1:
                 ax.set_xlabel("time (s)", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     with atomic_write(Path(path), "wb") as handle:
         fig.savefig(handle, format="png", dpi=100)

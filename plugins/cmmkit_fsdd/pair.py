@@ -89,6 +89,22 @@ class FSDDDigitsSpeech(Pair):
     def presets(self) -> dict[str, dict[str, Any]]:
         return PRESETS
 
+    def lookup_condition(self, config: FSDDConfig, data_dir: Path | None, item: Any) -> dict[str, str] | None:  # type: ignore[override]
+        """The condition of a recording named like the dataset's ``<digit>_<speaker>_<index>.wav``
+        (e.g. ``7_jackson_3.wav`` -> ``{"text": "seven", "speaker": "jackson"}``), else None."""
+        from cmmkit_fsdd.data import NAME
+        from cmmkit_fsdd.words import DIGITS
+
+        if not isinstance(item, (str, Path)):
+            return None
+        match = NAME.fullmatch(Path(item).name)
+        if match is None:
+            return None
+        cond = {"text": DIGITS[int(match.group(1))]}
+        if config.condition_on_speaker:
+            cond["speaker"] = match.group(2).lower()
+        return cond
+
     def load(self, config: FSDDConfig, data_dir: Path | None, *, download: bool = True,  # type: ignore[override]
              progress: bool = True) -> PairData:
         folder, user_copy = resolve_dataset_dir(DATASET, data_dir)

@@ -54,6 +54,12 @@ def test_train_generate_judge_evaluate(tmp_path, folder):
 
     edited = load_run(run.path).x.from_user([wav_path])  # users' WAV files read back
     assert edited.shape == (1, 64, 126)
+    named = tmp_path / "7_theo_3.wav"  # the condition of a file named like the dataset's is known
+    named.write_bytes(wav_path.read_bytes())
+    assert run.pair.lookup_condition(run.config.pair, None, named) == {"text": "seven", "speaker": "theo"}
+    assert main(["edit", str(run.path), "--image", str(named), "--set", "speaker=jackson",
+                 "-o", str(tmp_path / "edit.wav")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("edit*")) == ["edit.png", "edit_0.wav", "edit_1.wav", "edit_2.wav"]
 
 
 def test_judge_must_be_a_digit_classifier(tmp_path, folder):
