@@ -35,7 +35,7 @@ class LogMelOptions(ModalityOptions):
     griffin_lim_iterations: int = Field(32, ge=1, description="Griffin-Lim iterations when turning a spectrogram into audio")
 
 
-@dataclass
+@dataclass(eq=False)
 class Speech:
     """One generated (or read) utterance: ``waveform`` (T,) in [-1, 1] at ``sample_rate`` Hz and the
     log-mel spectrogram (mels, frames) it was made from."""
