@@ -128,7 +128,8 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--parzen-samples", type=int, default=100, help="samples from p(x|y) per example for Parzen")
     e.add_argument("--parzen-val-examples", type=int, default=200, help="validation examples for choosing sigma")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen-window estimate")
-    e.add_argument("--judge", help="attribute_judge run folder (from `cmmkit train-judge`) for attribute fidelity")
+    e.add_argument("--judge", help="judge run folder (from `cmmkit train-judge`) for the pair's judged measure "
+                        "(LFW: attribute fidelity; speech: digit accuracy)")
     e.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds; mean ± std over them (e.g. 0 1 2)")
     e.add_argument("--max-examples", type=int, help="evaluate the first N examples of the split only")
     e.add_argument("--data-dir", help="folder holding the pair's data (else the run's config / $CMMKIT_DATA)")

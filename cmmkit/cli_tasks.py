@@ -45,7 +45,9 @@ def conditions(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _label(cond: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" if k != "text" else str(v) for k, v in cond.items()) or "base"
+    """``seven, speaker=jackson``: the text first, then the other values."""
+    parts = [str(cond["text"])] if "text" in cond else []
+    return ", ".join(parts + [f"{k}={v}" for k, v in cond.items() if k != "text"]) or "base"
 
 
 def _load(path: str, device: str) -> Any:
@@ -66,7 +68,9 @@ def _generate(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     kwargs = {"base": args.base} if args.base else {}
-    outputs = run.generate(conds, noise_scale=args.noise, n=args.n, **kwargs)
+    if args.output_noise is not None and args.output_noise < 0:
+        raise ConfigError(f"--output-noise {args.output_noise}: expected a scale >= 0")
+    outputs = run.generate(conds, noise_scale=args.noise, n=args.n, output_noise=args.output_noise, **kwargs)
     written = run.x.save_outputs(outputs, Path(args.output), columns=args.n, labels=[_label(c) for c in conds])
     _done(written, start)
     return 0
@@ -169,6 +173,9 @@ def add_commands(sub: Any) -> None:
                         "specified ones (default) or with the training mean")
     g.add_argument("--n", type=int, default=1, help="samples per condition (default 1)")
     g.add_argument("--noise", type=float, default=0.0, help="noise scale; 0 (default) uses the means as in §4.5")
+    g.add_argument("--output-noise", type=float,
+                   help="scale of the decoder's own noise (pixel noise, token sampling); default: --noise. "
+                        "--noise 1 --output-noise 0 varies z but shows clean means")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("-o", "--output", required=True, help="output file (e.g. faces.png, seven.wav, out.txt)")
     g.add_argument("--device", default="cpu")

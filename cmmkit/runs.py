@@ -126,10 +126,13 @@ class TrainedRun:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def generate(self, conditions: Any, noise_scale: float = 0.0, n: int = 1, **from_user: Any) -> list[Any]:
+    def generate(self, conditions: Any, noise_scale: float = 0.0, n: int = 1, output_noise: float | None = None,
+                 **from_user: Any) -> list[Any]:
         """Generate x for each condition (users' form, e.g. ``{"Male": 1, "Eyeglasses": 1}``; a
         single mapping is one condition). Returns the x modality's user form (PIL images for
-        LFW), ``n`` per condition in order. ``from_user`` goes to the y modality (e.g.
+        LFW), ``n`` per condition in order. ``output_noise`` scales the decoder's own noise
+        separately (None: as ``noise_scale``; 0 with ``noise_scale=1`` varies z but shows g's
+        mean, e.g. faces without pixel noise). ``from_user`` goes to the y modality (e.g.
         ``base="mean"`` for named vectors)."""
         if not self.model.can_generate:
             raise CmmkitError(f"{self.path}: a {self.model.name} run does not generate")
@@ -137,7 +140,7 @@ class TrainedRun:
         y = self.y.from_user(items, **from_user)
         y = to_device(repeat(y, n), self.device)
         self.model.eval()
-        return self.x.to_user(self.model.generate(y, noise_scale=noise_scale))
+        return self.x.to_user(self.model.generate(y, noise_scale=noise_scale, output_noise=output_noise))
 
     def check_can_edit(self) -> None:
         """Raise the model's own reason when it cannot edit (e.g. a CGAN has no posterior)."""

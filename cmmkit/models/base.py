@@ -56,8 +56,11 @@ class ConditionalModel(nn.Module, ABC):
         better) is reported in bits per dimension as well."""
 
     @abstractmethod
-    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
-        """Prepared x generated from a raw y; ``noise_scale=0`` uses the means (as in §4.5)."""
+    def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
+        """Prepared x generated from a raw y; ``noise_scale=0`` uses the means (as in §4.5).
+        ``output_noise`` scales the decoder's own noise (pixel noise, token sampling) separately
+        from the latent's: ``noise_scale=1, output_noise=0`` draws z and shows g's mean at it.
+        None means the same as ``noise_scale``."""
 
     def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
         """Prepared x: the raw example ``x`` (whose condition is ``y_orig``) changed to show the raw

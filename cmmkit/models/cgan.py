@@ -83,5 +83,6 @@ class CGAN(ConditionalModel):
                 "d_fake": torch.sigmoid(self.discriminate(self._fake(p["y"]), p["y"]))}
 
     @torch.no_grad()
-    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
+    def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
+        """The generator's output for noise scaled by ``noise_scale`` (it has no output noise)."""
         return self._fake(self.y.prepare(y, dequantize=False), noise_scale)

@@ -58,6 +58,8 @@ class Direct(ConditionalModel):
         return {"bound": ll, "log_likelihood": ll}
 
     @torch.no_grad()
-    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
-        """g's mode at noise 0 (beam search for text), a sample of p(x | y) scaled by ``noise_scale`` else."""
-        return self.decoder.generate(self.code(self.y.prepare(y, dequantize=False)), noise_scale)
+    def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
+        """g's mode at noise 0 (beam search for text), a sample of p(x | y) scaled by ``noise_scale`` else
+        (there is no latent: ``output_noise``, when given, is the only noise)."""
+        noise = noise_scale if output_noise is None else output_noise
+        return self.decoder.generate(self.code(self.y.prepare(y, dequantize=False)), noise)

@@ -57,5 +57,5 @@ class AttributeJudge(ConditionalModel):
         bce, accuracy = self._loss(batch)
         return {"bce": bce, "accuracy": accuracy}
 
-    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
+    def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         raise NotImplementedError("an attribute judge classifies x; it does not generate")

@@ -88,11 +88,11 @@ class LatentModel(ConditionalModel):
         return {"bound": terms.elbo, "kl": terms.kl, "log_likelihood": terms.log_likelihood}
 
     @torch.no_grad()
-    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
+    def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         """z from the prior (its mean when ``noise_scale=0``), then g (Fig. 7 for CMMA)."""
         yp = self.y.prepare(y, dequantize=False)
         z = self.prior(yp).rsample(noise_scale)
-        return self.decoder.generate(self.decoder_input(z, yp), noise_scale)
+        return self.decoder.generate(self.decoder_input(z, yp), noise_scale if output_noise is None else output_noise)
 
     @torch.no_grad()
     def encode(self, x: Value, y: Value) -> DiagonalGaussian:

@@ -59,7 +59,7 @@ class DigitClassifier(ConditionalModel):
         ce, accuracy = self._loss(batch)
         return {"cross_entropy": ce, "accuracy": accuracy}
 
-    def generate(self, y: Value, noise_scale: float = 0.0) -> Value:
+    def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         raise NotImplementedError("a digit classifier classifies speech; it does not generate")
 
 

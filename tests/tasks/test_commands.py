@@ -165,3 +165,19 @@ def test_evaluate_edits(lfw_runs, capsys):
     code, _, err = _cli(capsys, "evaluate-edits", lfw_runs["cgan"], "--judge", lfw_runs["judge"])
     assert code == 2 and "cannot edit" in err
 
+
+
+def test_output_noise_separates_latent_and_pixel_noise(lfw_runs, tmp_path):
+    import torch
+
+    from cmmkit.runs import load_run
+
+    run = load_run(lfw_runs["cmma"])
+    y = run.y.from_user([{"Male": 1}] * 4)
+    torch.manual_seed(0)
+    clean = run.model.generate(y, noise_scale=1.0, output_noise=0.0)
+    torch.manual_seed(0)
+    noisy = run.model.generate(y, noise_scale=1.0)
+    mean = run.model.generate(y, noise_scale=0.0)
+    assert not torch.allclose(clean[0], clean[1])  # z varies between samples
+    assert (clean - mean).abs().mean() < (noisy - mean).abs().mean()  # but no pixel noise on top
