@@ -120,7 +120,8 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pairs", help="list installed pairs with their plugin, version and modalities")
     p.set_defaults(func=_pairs)
 
-    e = sub.add_parser("evaluate", help="test bound, importance-sampled and Parzen log p(x|y), attribute fidelity")
+    e = sub.add_parser("evaluate", help="test bound, importance-sampled and Parzen log p(x|y), and the pair's own measures "
+                                        "(attribute fidelity, digit accuracy, BLEU)")
     e.add_argument("run", help="run folder written by `cmmkit train`")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument("--k", type=int, default=1000, help="importance samples per example (default 1000)")
