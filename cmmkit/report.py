@@ -133,7 +133,11 @@ def _markdown(evals: list[dict[str, Any]], keys: list[str]) -> str:
               "IS log p(x|y) (nats, K)", "Bound bits/dim", "Attribute mean AUC (real faces)"]
     lines = _warnings(evals)
     lines += [""] if lines else []
-    lines += _table(header, [_row(e) for e in evals])
+    rows = [_row(e) for e in evals]
+    # a measure no run has (e.g. Parzen or attribute AUC for a translation pair) gets no column
+    blocks = {3: "parzen", 4: "bound", 5: "importance_sampling", 6: "bound", 7: "attribute_fidelity"}
+    keep = [i for i in range(len(header)) if i not in blocks or any(e.get(blocks[i]) for e in evals)]
+    lines += _table([header[i] for i in keep], [[r[i] for i in keep] for r in rows])
     parzen = [e["parzen"] for e in evals if _get(e, "parzen", "nats") is not None]
     if parzen:
         note = next((p["note"] for p in parzen if isinstance(p.get("note"), str) and p["note"]), None)

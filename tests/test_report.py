@@ -140,3 +140,11 @@ def test_pair_measures_get_their_own_columns():
     assert "| cmma | runs/a | 21.4 | 48 |" in markdown and "| direct | runs/b | 22 | — |" in markdown
     header, first, second = csv_text.strip().splitlines()
     assert header.endswith(",BLEU,chrF") and first.endswith(",21.4,48.0") and second.endswith(",22.0,")
+
+
+def test_measures_no_run_has_get_no_column():
+    ev = {"model": "cmma", "run": "runs/t", "split": "test", "bound": {"nats": -54.2, "bits_per_dim": 5.4},
+          "parzen": None, "attribute_fidelity": None, "pair_metrics": ["bleu"], "bleu": {"summary": {"BLEU": 2.2}}}
+    markdown, _ = report_table([ev])
+    assert "Parzen" not in markdown and "Attribute mean AUC" not in markdown and "IS log" not in markdown
+    assert "Variational lower bound" in markdown and "| BLEU |" in markdown
