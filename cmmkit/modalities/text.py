@@ -61,6 +61,8 @@ class TextOptions(ModalityOptions):
     ff: int = Field(512, ge=8, description="feed-forward width")
     slots: int = Field(8, ge=1, description="pooling queries of the encoder / memory slots of the decoder")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="decoder inputs replaced by [UNK] with this "
+                                "probability while training (Bowman et al. 2016): the decoder must read h")
     max_positions: int = Field(128, ge=4, description="longest sequence (tokens incl. BOS/EOS) the networks take")
     beam_size: int = Field(4, ge=1, description="beam search width at noise 0 (1: greedy)")
     length_penalty: float = Field(0.6, ge=0.0, description="GNMT length normalisation alpha of beam scores")
@@ -248,7 +250,12 @@ class TextDecoder(Decoder):
 
     def log_prob(self, h: torch.Tensor, x: Value) -> torch.Tensor:
         ids, mask = x["ids"], x["mask"]
-        logits = self._logits(ids[:, :-1], mask[:, :-1], self.memory(h))
+        inputs = ids[:, :-1]
+        if self.training and self.o.word_dropout > 0:  # never the BOS at position 0, never padding
+            drop = torch.rand(inputs.shape, device=inputs.device) < self.o.word_dropout
+            drop[:, 0] = False
+            inputs = torch.where(drop & mask[:, :-1].bool(), torch.full_like(inputs, self.sp.unk), inputs)
+        logits = self._logits(inputs, mask[:, :-1], self.memory(h))
         nll = F.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="none")
         return -(nll.view(ids.shape[0], -1) * mask[:, 1:]).sum(1)
 

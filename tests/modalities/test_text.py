@@ -152,3 +152,24 @@ def test_tokenizer_with_other_special_ids_works(info):
     assert torch.isfinite(dec.log_prob(torch.zeros(2, 4), m.prepare(raw))).all()
     out = dec.generate(torch.zeros(2, 4))
     assert (out["ids"][:, 0] == 6).all()
+
+
+def test_word_dropout_only_while_training():
+    import torch
+
+    from cmmkit.modalities.text import OURS, TextDecoder, TextOptions
+
+    ids = torch.tensor([[OURS.bos, 5, 6, 7, 8, OURS.eos]])
+    x, h = {"ids": ids, "mask": torch.ones_like(ids)}, torch.randn(1, 4)
+
+    def decoder(p):
+        torch.manual_seed(0)
+        return TextDecoder(TextOptions(hidden=16, layers=1, heads=2, ff=32, slots=2, dropout=0.0, word_dropout=p),
+                           30, 4, OURS)
+
+    plain, dropping = decoder(0.0), decoder(0.5)
+    dropping.eval()
+    assert torch.equal(dropping.log_prob(h, x), plain.eval().log_prob(h, x))  # evaluation: exact, no dropout
+    plain.train(), dropping.train()
+    assert len({float(plain.log_prob(h, x)) for _ in range(6)}) == 1  # no other randomness
+    assert len({float(dropping.log_prob(h, x)) for _ in range(6)}) > 1  # inputs randomly become [UNK]
