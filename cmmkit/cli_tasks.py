@@ -93,19 +93,18 @@ def _edit(args: argparse.Namespace) -> int:
     examples = _examples(args)
     helper = _load(args.infer_with, args.device) if args.infer_with else None
     start = time.perf_counter()
+    inputs = run.x.to_user(run.x.prepare(run.x.from_user(examples), dequantize=False))  # files read once
     known = [None if args.infer else run.pair.lookup_condition(run.config.pair, run.config.data.data_dir, p)
              for p in examples]
-    inferred = [p for p, k in zip(examples, known) if k is None]
+    inferred = [x for x, k in zip(inputs, known) if k is None]
     if inferred:
         guesses = iter((helper or run).infer(inferred))
         known = [k if k is not None else next(guesses) for k in known]
         source = f"inferred from the image by {(helper or run).path}"
         print(f"{len(inferred)} image(s) have no known condition; {source}", file=sys.stderr)
-    originals = known
-    recon, _ = run.edit(examples, {}, original=originals)
-    edited, _ = run.edit(examples, changes, original=originals)
+    recon, _ = run.edit(inputs, {}, original=known)
+    edited, _ = run.edit(inputs, changes, original=known)
     change_text = ", ".join(f"{k}={v}" for k, v in changes.items())
-    inputs = run.x.to_user(run.x.prepare(run.x.from_user(examples), dequantize=False))
     cells = [item for triple in zip(inputs, recon, edited) for item in triple]
     names = [p.name if len(examples) > 1 else f"{p.name}: {run.model.name.upper()} ({run.path})" for p in examples]
     written = run.x.save_outputs(cells, Path(args.output), columns=3, labels=names,

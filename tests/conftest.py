@@ -31,9 +31,24 @@ def synthetic_pair():
     get_registry(refresh=True)
 
 
+def _mirror(dataset: str, marker: str, title: str) -> pathlib.Path:
+    """The real-data mirror of ``dataset``, or a skip naming where it was looked for."""
+    path = SHARED_DATA / dataset
+    if not (path / marker).exists():
+        pytest.skip(f"real {title} mirror not found at {path} (only present on the project's machines)")
+    return path
+
+
 @pytest.fixture
 def lfw_mirror():
-    path = SHARED_DATA / "lfw"
-    if not (path / "lfwcrop_color.zip").is_file():
-        pytest.skip(f"real LFW mirror not found at {path} (only present on the project's machines)")
-    return path
+    return _mirror("lfw", "lfwcrop_color.zip", "LFW")
+
+
+@pytest.fixture
+def fsdd_mirror():
+    return _mirror("fsdd", "recordings", "FSDD")
+
+
+@pytest.fixture
+def multi30k_mirror():
+    return _mirror("multi30k", "train.en.gz", "Multi30k")

@@ -15,7 +15,7 @@ from cmmkit.modalities import NamedVectorModality
 from cmmkit.modalities.vector import GaussianVectorDecoder
 from cmmkit.modality import batch_size
 from cmmkit.models.base import ConditionalModel
-from cmmkit.pair import PairData, PairDataset, TensorPairDataset
+from cmmkit.pair import PairData, TensorPairDataset
 from cmmkit.plugins import pm
 from cmmkit.registry import get_registry
 from cmmkit.testing import ConformanceError, check_modality, check_pair, registered
@@ -105,17 +105,8 @@ def test_good_modality_passes_directly():
     assert check_modality(NamedVectorModality(NamedVectorModality.Options(hidden=8), _info(y)), y, roundtrip=True) == []
 
 
-class _Uneven(PairDataset):
+class _Uneven(TensorPairDataset):
     """y one example short in every batch: x/y lengths disagree."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
 
     def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"x": self.x[indices], "y": self.y[indices[:-1]]}

@@ -124,7 +124,7 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
     config = run.config
     if opts.data_dir is not None:
         config = config.model_copy(update={"data": config.data.model_copy(update={"data_dir": opts.data_dir})})
-    if opts.judge is None and opts.infer_with is None and not _can_infer(run):
+    if opts.judge is None and opts.infer_with is None and not run.model.can_infer:
         raise ConfigError("nothing to evaluate: give --judge (edit fidelity) and/or --infer-with, or evaluate a "
                           "model.posterior=x CMMA run (attribute inference)")
     if opts.examples < 1:
@@ -154,16 +154,13 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
                                   "(train one with `cmmkit train-judge`)")
         judge.model.eval()
         out["edit_fidelity"] = edit_fidelity(run, judge, x, y, opts.attributes or names, opts.batch_size, progress)
-    inferrer = load_run(opts.infer_with, device=str(run.device)) if opts.infer_with else run if _can_infer(run) else None
+    inferrer = load_run(opts.infer_with, device=str(run.device)) if opts.infer_with else run if run.model.can_infer else None
     if inferrer is not None:
         train_mean = torch.tensor(run.model.y.info["mean"])
         out["attribute_inference"] = inference_accuracy(inferrer, x, y, train_mean, opts.batch_size)
     _write_json(run.path / EDIT_FILE, out)
     return out
 
-
-def _can_infer(run: TrainedRun) -> bool:
-    return bool(run.model.can_infer)
 
 
 def edit_table(result: dict[str, Any], keys: list[str] | None = None) -> str:

@@ -105,10 +105,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @functools.lru_cache(maxsize=2)
-def _read_cached(path: Path) -> Any:
+def _read_cached(path: Path) -> tuple[Any, dict[tuple[str, int], int]]:
+    """An attribute file and its row of each (person, imagenum), read once per process."""
     table = read_attributes(path)
-    table.index = {(p, n): i for i, (p, n) in enumerate(zip(table.people, table.imagenums))}  # type: ignore[attr-defined]
-    return table
+    return table, {(p, n): i for i, (p, n) in enumerate(zip(table.people, table.imagenums))}
 
 
 class LFWFacesAttrs(Pair):
@@ -174,9 +174,8 @@ class LFWFacesAttrs(Pair):
         path = folder / config.attributes_file
         if not path.is_file():
             return None
-        table = _read_cached(path)
-        key = (match.group(1).replace("_", " "), int(match.group(2)))
-        row = table.index.get(key)
+        table, index = _read_cached(path)
+        row = index.get((match.group(1).replace("_", " "), int(match.group(2))))
         if row is None:
             return None
         values = table.values[row]
