@@ -3,7 +3,8 @@
 Networks (Table 1 and §4.1):
 - f: y -> (mu, log sigma^2) of the prior p(z | y); one hidden layer of ``prior_hidden`` (800 in
   the paper) soft-thresholding units and two parallel linear outputs of ``latent_dim`` (500).
-- h: (x, y) -> q(z | x, y) (§2.2-2.3), or x alone -> q(z | x) (eqs. 4-6) with ``posterior: x``.
+- h: (x, y) -> q(z | x, y) (§2.2-2.3), or x alone -> q(z | x) (eqs. 4-6) with ``posterior: x``;
+  with ``residual_posterior`` h gives q as p(z | y) plus a learned correction (same family of q).
 - g: z -> p(x | z), owned by the x modality (a Gaussian for images).
 - h2: z -> q(y | z), for the log p(y) surrogate E_{p(z|y)} log q(y|z) of §2.1; built when
   ``y_surrogate_weight > 0`` and kept for attribute inference.
@@ -14,13 +15,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.modality import Modality, Value
-from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel
+from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel, ResidualGaussianHead
 
 
 class CMMAConfig(LatentConfig):
@@ -28,6 +29,16 @@ class CMMAConfig(LatentConfig):
     prior_hidden: int = Field(800, ge=1, description="hidden softplus units of f (800 in the paper)")
     posterior: Literal["xy", "x"] = Field("xy", description="h reads (x, y) (§2.2) or x alone (eqs. 4-6)")
     y_surrogate_weight: float = Field(1.0, ge=0.0, description="weight of E_p(z|y) log q(y|z); 0 disables h2")
+    residual_posterior: bool = Field(False, description="h gives q(z | x, y) as p(z | y) plus a correction that "
+                                     "starts at zero (needs posterior=xy); against posterior collapse with "
+                                     "autoregressive decoders")
+
+    @model_validator(mode="after")
+    def _residual_needs_y(self) -> "CMMAConfig":
+        if self.residual_posterior and self.posterior != "xy":
+            raise ValueError("residual_posterior=true needs posterior=xy: q(z | x) alone cannot be given "
+                             "relative to p(z | y)")
+        return self
 
 
 class CMMA(LatentModel):
@@ -39,11 +50,13 @@ class CMMA(LatentModel):
     def __init__(self, config: CMMAConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
         c = config
-        self.prior_net = nn.Sequential(y.encoder(c.prior_hidden), GaussianHead(c.prior_hidden, c.latent_dim))
+        self.prior_net = nn.Sequential(y.encoder(c.prior_hidden),
+                                       GaussianHead(c.prior_hidden, c.latent_dim, c.logvar_init))
         self.x_encoder = x.encoder(c.posterior_hidden)
         self.y_encoder = y.encoder(c.posterior_y_hidden) if c.posterior == "xy" else None
         features = c.posterior_hidden + (c.posterior_y_hidden if self.y_encoder is not None else 0)
-        self.posterior_head = GaussianHead(features, c.latent_dim)
+        self.posterior_head = (ResidualGaussianHead(features, c.latent_dim) if c.residual_posterior
+                               else GaussianHead(features, c.latent_dim, c.logvar_init))
         self.decoder = x.decoder(c.latent_dim)
         self.y_decoder = y.decoder(c.latent_dim) if c.y_surrogate_weight > 0 else None
 
@@ -54,6 +67,8 @@ class CMMA(LatentModel):
         feats = self.x_encoder(x)
         if self.y_encoder is not None:
             feats = torch.cat([feats, self.y_encoder(y)], dim=-1)
+        if self.config.residual_posterior:
+            return self.posterior_head(feats, self.prior(y))
         return self.posterior_head(feats)
 
     def extra_loss(self, prepared: dict[str, Value], terms: bound.BoundTerms

@@ -35,7 +35,7 @@ class CVAE(LatentModel):
         c = config
         self.x_encoder = x.encoder(c.posterior_hidden)
         self.y_encoder = y.encoder(c.posterior_y_hidden)
-        self.posterior_head = GaussianHead(c.posterior_hidden + c.posterior_y_hidden, c.latent_dim)
+        self.posterior_head = GaussianHead(c.posterior_hidden + c.posterior_y_hidden, c.latent_dim, c.logvar_init)
         self.decoder_y = y.encoder(c.decoder_y_hidden)
         self.decoder = x.decoder(c.latent_dim + c.decoder_y_hidden)
 
@@ -71,7 +71,7 @@ class VAE(LatentModel):
     def __init__(self, config: VAEConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
         self.x_encoder = x.encoder(config.posterior_hidden)
-        self.posterior_head = GaussianHead(config.posterior_hidden, config.latent_dim)
+        self.posterior_head = GaussianHead(config.posterior_hidden, config.latent_dim, config.logvar_init)
         self.decoder = x.decoder(config.latent_dim)
 
     def prior(self, y: Value) -> DiagonalGaussian:

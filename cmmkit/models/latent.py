@@ -23,26 +23,57 @@ class LatentConfig(ModelConfig):
     latent_dim: int = Field(500, ge=1, description="size of z (500 in the paper)")
     posterior_hidden: int = Field(512, ge=1, description="features of x fed to the posterior heads")
     posterior_y_hidden: int = Field(256, ge=1, description="features of y fed to the posterior heads")
+    logvar_init: float = Field(0.0, ge=-12.0, le=6.0, description="initial log sigma^2 of the latent Gaussians "
+                               "(their heads' bias); below 0 z starts close to its mean")
+
+
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 6.0
+
+
+def soft_clamp_logvar(raw: torch.Tensor) -> torch.Tensor:
+    """Softly keep a log-variance in [LOGVAR_MIN, LOGVAR_MAX] (identity in between): with Adagrad's
+    large first steps an unbounded linear log-variance can jump to hundreds and turn the closed-form
+    KL (eq. 7) into inf within a few batches."""
+    return LOGVAR_MIN + F.softplus(raw - LOGVAR_MIN) - F.softplus(raw - LOGVAR_MAX)
 
 
 class GaussianHead(nn.Module):
-    """Two parallel linear layers giving (mu, log sigma^2) of a diagonal Gaussian.
+    """Two parallel linear layers giving (mu, log sigma^2) of a diagonal Gaussian; the log-variance
+    starts near ``logvar_init`` (its bias) and is soft-clamped by :func:`soft_clamp_logvar`."""
 
-    The log-variance is softly kept in [logvar_min, logvar_max] (identity in between): with
-    Adagrad's large first steps an unbounded linear log-variance can jump to hundreds and turn the
-    closed-form KL (eq. 7) into inf within a few batches.
-    """
-
-    def __init__(self, in_features: int, out_features: int, logvar_min: float = -12.0, logvar_max: float = 6.0) -> None:
+    def __init__(self, in_features: int, out_features: int, logvar_init: float = 0.0) -> None:
         super().__init__()
         self.mu = nn.Linear(in_features, out_features)
         self.logvar = nn.Linear(in_features, out_features)
-        self.logvar_min, self.logvar_max = logvar_min, logvar_max
+        if logvar_init:
+            nn.init.constant_(self.logvar.bias, logvar_init)
 
     def forward(self, h: torch.Tensor) -> DiagonalGaussian:
-        raw = self.logvar(h)
-        logvar = self.logvar_min + F.softplus(raw - self.logvar_min) - F.softplus(raw - self.logvar_max)
-        return DiagonalGaussian(self.mu(h), logvar)
+        return DiagonalGaussian(self.mu(h), soft_clamp_logvar(self.logvar(h)))
+
+
+class ResidualGaussianHead(nn.Module):
+    """q given relative to a reference Gaussian p: mu_q = mu_p + dmu(h), log sigma_q^2 = log sigma_p^2
+    + dlogvar(h), with both corrections starting at exactly zero (as NVAE's residual posterior).
+
+    Why: q then starts equal to p, so KL(q || p) is 0 whatever p's variance, and a z drawn from q is
+    a draw of p(z | y) -- the decoder reads y through z from the first step instead of learning to
+    ignore a latent that is mostly noise (posterior collapse, seen on translation). The family of q is
+    unchanged: any Gaussian q(z | x, y) is reachable.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.mu = nn.Linear(in_features, out_features)
+        self.logvar = nn.Linear(in_features, out_features)
+        for layer in (self.mu, self.logvar):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, h: torch.Tensor, reference: DiagonalGaussian) -> DiagonalGaussian:
+        # hard clamp: p's log-variance is already soft-clamped, and q must equal p exactly at the start
+        logvar = (reference.logvar + self.logvar(h)).clamp(LOGVAR_MIN, LOGVAR_MAX)
+        return DiagonalGaussian(reference.mu + self.mu(h), logvar)
 
 
 class LatentModel(ConditionalModel):

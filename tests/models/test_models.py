@@ -78,3 +78,30 @@ def test_judge_refuses_to_generate(synthetic_pair):
     _, model = build_model(cfg, data.info)
     with pytest.raises(NotImplementedError):
         model.generate(torch.zeros(1, 4))
+
+
+def test_residual_posterior_starts_as_the_prior_and_learns_away_from_it(synthetic_pair):
+    cfg = build_config("synthetic", model="cmma", sets=["model.residual_posterior=true", "model.logvar_init=-4"])
+    data = load_data(cfg, progress=False)
+    torch.manual_seed(0)
+    _, model = build_model(cfg, data.info)
+    batch = model.prepare(data.splits["train"].get_batch(torch.arange(16)))
+    p, q = model.prior(batch["y"]), model.posterior(batch["x"], batch["y"])
+    assert torch.equal(q.mu, p.mu) and torch.equal(q.logvar, p.logvar)
+    assert torch.allclose(bound.elbo(model, batch).kl, torch.zeros(16), atol=1e-5)
+    assert abs(float(p.logvar.mean()) + 4) < 0.5  # logvar_init sets the starting variance
+    loss, _ = model.training_loss(batch, "main")
+    loss.backward()
+    head = model.posterior_head
+    assert head.mu.weight.grad.abs().sum() > 0  # the correction is learnable from its zero start
+    model.prior_net.zero_grad()
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    q2 = model.posterior(batch["x"], batch["y"])
+    assert not torch.allclose(q2.mu, model.prior(batch["y"]).mu)
+
+
+def test_residual_posterior_needs_y_in_the_posterior(synthetic_pair):
+    from cmmkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="residual_posterior=true needs posterior=xy"):
+        build_config("synthetic", model="cmma", sets=["model.residual_posterior=true", "model.posterior=x"])
