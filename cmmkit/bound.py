@@ -6,6 +6,10 @@ One set of functions serves every latent-variable model. A model provides three 
 - ``prior(y)`` -> p(z | y) (CMMA's f network; N(0, I) for a CVAE or VAE),
 - ``log_likelihood(z, x, y)`` -> log p(x | z) (CMMA) or log p(x | y, z) (CVAE), shape (B,).
 
+and may provide ``posterior_and_prior(x, y)`` -> (q, p) when q is built from p (CMMA's residual
+posterior): both must then come from one forward pass of f, since two passes differ by dropout and
+the KL between them would be noise divided by the prior's variance.
+
 The bound is then eq. 6 for CMMA and eq. 13 for a CVAE:
 ``L = E_q log p(x | z[, y]) - KL(q || p(z | y))``, with one reparameterized sample per example
 (§2.3) and the KL in closed form (eq. 7, exact form). This module owns no parameters.
@@ -33,10 +37,16 @@ class BoundTerms:
         return self.log_likelihood - self.kl
 
 
+def posterior_and_prior(model: Any, x: Any, y: Any) -> tuple[DiagonalGaussian, DiagonalGaussian]:
+    """(q(z | x, y), p(z | y)): the model's joint method when it has one, else the two calls."""
+    joint = getattr(model, "posterior_and_prior", None)
+    return joint(x, y) if joint is not None else (model.posterior(x, y), model.prior(y))
+
+
 def elbo(model: Any, batch: dict[str, Any], noise_scale: float = 1.0) -> BoundTerms:
     """Eq. 6 (CMMA) / eq. 13 (CVAE) per example on a prepared batch."""
     x, y = batch["x"], batch["y"]
-    q, p = model.posterior(x, y), model.prior(y)
+    q, p = posterior_and_prior(model, x, y)
     z = q.rsample(noise_scale)
     return BoundTerms(model.log_likelihood(z, x, y), q.kl(p), p)
 
@@ -58,7 +68,7 @@ def importance_log_likelihood(model: Any, batch: dict[str, Any], k: int, chunk: 
     bounded for large K. Returns shape (B,).
     """
     x, y = batch["x"], batch["y"]
-    q, p = model.posterior(x, y), model.prior(y)
+    q, p = posterior_and_prior(model, x, y)
     weights = []
     for start in range(0, k, chunk):
         n = min(chunk, k - start)

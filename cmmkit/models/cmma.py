@@ -64,11 +64,19 @@ class CMMA(LatentModel):
         return self.prior_net(y)
 
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
+        return self.posterior_and_prior(x, y)[0] if self.config.residual_posterior else self._posterior(x, y)
+
+    def posterior_and_prior(self, x: Value, y: Value) -> tuple[DiagonalGaussian, DiagonalGaussian]:
+        """q and p from one pass of f (the residual posterior is built on that very p)."""
+        p = self.prior(y)
+        return self._posterior(x, y, p), p
+
+    def _posterior(self, x: Value, y: Value, prior: DiagonalGaussian | None = None) -> DiagonalGaussian:
         feats = self.x_encoder(x)
         if self.y_encoder is not None:
             feats = torch.cat([feats, self.y_encoder(y)], dim=-1)
         if self.config.residual_posterior:
-            return self.posterior_head(feats, self.prior(y))
+            return self.posterior_head(feats, prior)
         return self.posterior_head(feats)
 
     def extra_loss(self, prepared: dict[str, Value], terms: bound.BoundTerms

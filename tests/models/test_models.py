@@ -105,3 +105,22 @@ def test_residual_posterior_needs_y_in_the_posterior(synthetic_pair):
 
     with pytest.raises(ConfigError, match="residual_posterior=true needs posterior=xy"):
         build_config("synthetic", model="cmma", sets=["model.residual_posterior=true", "model.posterior=x"])
+
+
+def test_residual_posterior_and_the_bound_share_one_pass_of_f(synthetic_pair):
+    """Two passes of f differ under dropout; q must be built on the very p the KL compares it with."""
+    from cmmkit.distributions import DiagonalGaussian
+
+    cfg = build_config("synthetic", model="cmma", sets=["model.residual_posterior=true", "model.logvar_init=-4"])
+    data = load_data(cfg, progress=False)
+    _, model = build_model(cfg, data.info)
+    batch = model.prepare(data.splits["train"].get_batch(torch.arange(16)))
+    net = model.prior_net
+
+    def noisy_prior(y):  # stands in for f under dropout: a different p at every call
+        p = net(y)
+        return DiagonalGaussian(p.mu + 0.1 * torch.randn_like(p.mu), p.logvar)
+
+    model.prior = noisy_prior
+    assert torch.allclose(bound.elbo(model, batch).kl, torch.zeros(16), atol=1e-5)
+    assert torch.isfinite(bound.importance_log_likelihood(model, batch, k=4)).all()
