@@ -21,7 +21,7 @@ from torch import nn
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.modality import Modality, Value
-from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel, ResidualGaussianHead
+from cmmkit.models.latent import LOGVAR_MAX, GaussianHead, LatentConfig, LatentModel, ResidualGaussianHead
 
 
 class CMMAConfig(LatentConfig):
@@ -32,6 +32,8 @@ class CMMAConfig(LatentConfig):
     residual_posterior: bool = Field(False, description="h gives q(z | x, y) as p(z | y) plus a correction that "
                                      "starts at zero (needs posterior=xy); against posterior collapse with "
                                      "autoregressive decoders")
+    prior_logvar_max: float = Field(LOGVAR_MAX, ge=-12.0, le=6.0, description="soft upper limit of f's log "
+                                    "sigma^2; a low limit keeps the noise of z from drowning y's signal")
 
     @model_validator(mode="after")
     def _residual_needs_y(self) -> "CMMAConfig":
@@ -51,7 +53,7 @@ class CMMA(LatentModel):
         super().__init__(config, x, y)
         c = config
         self.prior_net = nn.Sequential(y.encoder(c.prior_hidden),
-                                       GaussianHead(c.prior_hidden, c.latent_dim, c.logvar_init))
+                                       GaussianHead(c.prior_hidden, c.latent_dim, c.logvar_init, c.prior_logvar_max))
         self.x_encoder = x.encoder(c.posterior_hidden)
         self.y_encoder = y.encoder(c.posterior_y_hidden) if c.posterior == "xy" else None
         features = c.posterior_hidden + (c.posterior_y_hidden if self.y_encoder is not None else 0)

@@ -19,6 +19,9 @@ from cmmkit.modality import Decoder, Value
 from cmmkit.models.base import ConditionalModel, ModelConfig
 
 
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 6.0
+
+
 class LatentConfig(ModelConfig):
     latent_dim: int = Field(500, ge=1, description="size of z (500 in the paper)")
     posterior_hidden: int = Field(512, ge=1, description="features of x fed to the posterior heads")
@@ -27,29 +30,28 @@ class LatentConfig(ModelConfig):
                                "(their heads' bias); below 0 z starts close to its mean")
 
 
-LOGVAR_MIN, LOGVAR_MAX = -12.0, 6.0
-
-
-def soft_clamp_logvar(raw: torch.Tensor) -> torch.Tensor:
-    """Softly keep a log-variance in [LOGVAR_MIN, LOGVAR_MAX] (identity in between): with Adagrad's
+def soft_clamp_logvar(raw: torch.Tensor, high: float = LOGVAR_MAX) -> torch.Tensor:
+    """Softly keep a log-variance in [LOGVAR_MIN, high] (identity in between): with Adagrad's
     large first steps an unbounded linear log-variance can jump to hundreds and turn the closed-form
     KL (eq. 7) into inf within a few batches."""
-    return LOGVAR_MIN + F.softplus(raw - LOGVAR_MIN) - F.softplus(raw - LOGVAR_MAX)
+    return LOGVAR_MIN + F.softplus(raw - LOGVAR_MIN) - F.softplus(raw - high)
 
 
 class GaussianHead(nn.Module):
     """Two parallel linear layers giving (mu, log sigma^2) of a diagonal Gaussian; the log-variance
     starts near ``logvar_init`` (its bias) and is soft-clamped by :func:`soft_clamp_logvar`."""
 
-    def __init__(self, in_features: int, out_features: int, logvar_init: float = 0.0) -> None:
+    def __init__(self, in_features: int, out_features: int, logvar_init: float = 0.0,
+                 logvar_max: float = LOGVAR_MAX) -> None:
         super().__init__()
         self.mu = nn.Linear(in_features, out_features)
         self.logvar = nn.Linear(in_features, out_features)
+        self.logvar_max = logvar_max
         if logvar_init:
             nn.init.constant_(self.logvar.bias, logvar_init)
 
     def forward(self, h: torch.Tensor) -> DiagonalGaussian:
-        return DiagonalGaussian(self.mu(h), soft_clamp_logvar(self.logvar(h)))
+        return DiagonalGaussian(self.mu(h), soft_clamp_logvar(self.logvar(h), self.logvar_max))
 
 
 class ResidualGaussianHead(nn.Module):

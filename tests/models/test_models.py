@@ -124,3 +124,15 @@ def test_residual_posterior_and_the_bound_share_one_pass_of_f(synthetic_pair):
     model.prior = noisy_prior
     assert torch.allclose(bound.elbo(model, batch).kl, torch.zeros(16), atol=1e-5)
     assert torch.isfinite(bound.importance_log_likelihood(model, batch, k=4)).all()
+
+
+def test_prior_logvar_max_bounds_the_prior_variance(synthetic_pair):
+    cfg = build_config("synthetic", model="cmma", sets=["model.prior_logvar_max=-3", "model.logvar_init=2"])
+    data = load_data(cfg, progress=False)
+    _, model = build_model(cfg, data.info)
+    y = model.prepare(data.splits["train"].get_batch(torch.arange(16)))["y"]
+    with torch.no_grad():
+        model.prior_net[-1].logvar.bias.fill_(50.0)  # whatever f outputs, the variance stays under the limit
+        assert float(model.prior(y).logvar.max()) <= -3.0
+        assert float(model.posterior(model.prepare(data.splits["train"].get_batch(torch.arange(16)))["x"], y)
+                     .logvar.max()) > -3.0  # the posterior keeps the default limit
