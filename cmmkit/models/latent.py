@@ -55,13 +55,17 @@ class GaussianHead(nn.Module):
 
 
 class ResidualGaussianHead(nn.Module):
-    """q given relative to a reference Gaussian p: mu_q = mu_p + dmu(h), log sigma_q^2 = log sigma_p^2
-    + dlogvar(h), with both corrections starting at exactly zero (as NVAE's residual posterior).
+    """q given relative to a reference Gaussian p, in p's own units: mu_q = mu_p + sigma_p * dmu(h),
+    log sigma_q^2 = log sigma_p^2 + dlogvar(h), both corrections starting at exactly zero (after
+    NVAE's residual posterior, with the mean shift scaled by sigma_p).
 
-    Why: q then starts equal to p, so KL(q || p) is 0 whatever p's variance, and a z drawn from q is
-    a draw of p(z | y) -- the decoder reads y through z from the first step instead of learning to
-    ignore a latent that is mostly noise (posterior collapse, seen on translation). The family of q is
-    unchanged: any Gaussian q(z | x, y) is reachable.
+    Why: q starts equal to p, so a z drawn from q is a draw of p(z | y) and the decoder reads y through
+    z from the first step instead of learning to ignore a latent that carries nothing (posterior
+    collapse, seen on translation). Scaling by sigma_p makes KL(q || p) = 1/2 sum(dmu^2 + e^dlogvar -
+    dlogvar - 1), free of p: an unscaled shift costs dmu^2 / sigma_p^2, so Adam's first step on the
+    zero-initialised heads already cost thousands of nats with a small prior variance and the KL's
+    gradient then pushed f's variance up and flattened its mean. The family of q is unchanged: any
+    Gaussian q(z | x, y) is reachable.
     """
 
     def __init__(self, in_features: int, out_features: int) -> None:
@@ -75,7 +79,7 @@ class ResidualGaussianHead(nn.Module):
     def forward(self, h: torch.Tensor, reference: DiagonalGaussian) -> DiagonalGaussian:
         # hard clamp: p's log-variance is already soft-clamped, and q must equal p exactly at the start
         logvar = (reference.logvar + self.logvar(h)).clamp(LOGVAR_MIN, LOGVAR_MAX)
-        return DiagonalGaussian(reference.mu + self.mu(h), logvar)
+        return DiagonalGaussian(reference.mu + reference.std * self.mu(h), logvar)
 
 
 class LatentModel(ConditionalModel):

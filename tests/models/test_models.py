@@ -136,3 +136,20 @@ def test_prior_logvar_max_bounds_the_prior_variance(synthetic_pair):
         assert float(model.prior(y).logvar.max()) <= -3.0
         assert float(model.posterior(model.prepare(data.splits["train"].get_batch(torch.arange(16)))["x"], y)
                      .logvar.max()) > -3.0  # the posterior keeps the default limit
+
+
+def test_residual_head_kl_is_free_of_the_prior():
+    """KL(q || p) = 1/2 sum(dmu^2 + e^dlv - dlv - 1) whatever p's mean and variance."""
+    from cmmkit.distributions import DiagonalGaussian
+    from cmmkit.models.latent import ResidualGaussianHead
+
+    torch.manual_seed(0)
+    head = ResidualGaussianHead(5, 3)
+    for layer in (head.mu, head.logvar):
+        torch.nn.init.normal_(layer.weight, std=0.3)
+    h = torch.randn(4, 5)
+    dmu, dlv = head.mu(h), head.logvar(h)
+    expected = 0.5 * (dmu.square() + dlv.exp() - dlv - 1).sum(-1)
+    for scale in (-8.0, 0.0, 3.0):
+        p = DiagonalGaussian(torch.randn(4, 3) * 5, torch.full((4, 3), scale))
+        assert torch.allclose(head(h, p).kl(p), expected, atol=1e-4)
