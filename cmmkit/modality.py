@@ -102,8 +102,9 @@ class Modality(ABC):
                      column_labels: list[str] | None = None) -> list[Path]:
         """Write user-form values (from :meth:`to_user`) to ``path`` for ``cmmkit generate`` and
         ``cmmkit edit``: e.g. a PNG grid of images (``columns`` per row, one row label each,
-        optional column labels), WAV files plus a spectrogram PNG, or a text file. Return the files written; raise :class:`cmmkit.errors.ConfigError`
-        naming the suffixes this modality writes when ``path`` has another one."""
+        optional column labels), WAV files plus a spectrogram PNG, or a text file. Return the files
+        written; raise :class:`cmmkit.errors.ConfigError` naming the suffixes this modality writes
+        when ``path`` has another one."""
         from cmmkit.errors import ConfigError
 
         raise ConfigError(f"the {self.name} modality cannot write outputs to files")

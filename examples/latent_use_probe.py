@@ -48,8 +48,9 @@ def main() -> None:
         raise SystemExit(f"model {args.model!r} has neither a prior p(z | y) nor a code: nothing to probe")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.98))
     train, test = data.splits["train"], data.splits["test"]
-    probe_batch = model.prepare(test.get_batch(torch.arange(min(128, len(test)))))
-    shuffle = torch.randperm(len(test) if len(test) < 128 else 128)
+    n = min(128, len(test))
+    probe_batch = model.prepare(test.get_batch(torch.arange(n)))
+    shuffle = torch.randperm(n)
 
     def probe(step: int) -> None:
         model.eval()

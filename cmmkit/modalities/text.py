@@ -35,7 +35,6 @@ from cmmkit.modalities.text_tokenizer import (  # noqa: F401  (re-exported)
     UNK,
     Specials,
     TextOptions,
-    _pretrained,
     encode,
     fingerprint,
     load_tokenizer,
@@ -263,9 +262,10 @@ class TextModality(Modality):
         out.write_text("\n".join(lines), encoding="utf-8")
         return True
 
-    def save_outputs(self, items: list[Any], path: Path, columns: int = 1,
-                     labels: list[str] | None = None) -> list[Path]:
-        """One output per line in a UTF-8 ``.txt`` file (``columns`` outputs per condition, in order)."""
+    def save_outputs(self, items: list[Any], path: Path, columns: int = 1, labels: list[str] | None = None,
+                     column_labels: list[str] | None = None) -> list[Path]:
+        """One output per line in a UTF-8 ``.txt`` file (``columns`` outputs per condition, in order;
+        labels are not written: line order is the conditions' order)."""
         path = Path(path)
         if path.suffix != ".txt":
             raise ConfigError(f"{path}: the text modality writes .txt files (one output per line)")

@@ -78,9 +78,9 @@ def wrap_tokenizer(tokenizer_json: str, source: str, specials: Specials | None =
         tok = Tokenizer.from_str(tokenizer_json)
     except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
         raise DataError(f"{source}: not a tokenizers JSON file ({exc})") from None
-    ids = [tok.token_to_id(s) for s in SPECIALS]
     if specials is not None:
         return PreTrainedTokenizerFast(tokenizer_object=tok)
+    ids = [tok.token_to_id(s) for s in SPECIALS]
     if ids != [PAD, UNK, BOS, EOS]:
         found = ", ".join(f"{s}={i}" for s, i in zip(SPECIALS, ids))
         raise DataError(f"{source}: incompatible tokenizer: expected special tokens [PAD]=0 [UNK]=1 [BOS]=2 "

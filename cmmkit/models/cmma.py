@@ -21,7 +21,7 @@ from torch import nn
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.modality import Modality, Value
-from cmmkit.models.latent import LOGVAR_MAX, GaussianHead, LatentConfig, LatentModel, ResidualGaussianHead
+from cmmkit.models.latent import LOGVAR_MAX, LOGVAR_MIN, GaussianHead, LatentConfig, LatentModel, ResidualGaussianHead
 
 
 class CMMAConfig(LatentConfig):
@@ -32,7 +32,7 @@ class CMMAConfig(LatentConfig):
     residual_posterior: bool = Field(False, description="h gives q(z | x, y) as p(z | y) plus a correction that "
                                      "starts at zero (needs posterior=xy); against posterior collapse with "
                                      "autoregressive decoders")
-    prior_logvar_max: float = Field(LOGVAR_MAX, ge=-12.0, le=6.0, description="soft upper limit of f's log "
+    prior_logvar_max: float = Field(LOGVAR_MAX, ge=LOGVAR_MIN, le=LOGVAR_MAX, description="soft upper limit of f's log "
                                     "sigma^2; a low limit keeps the noise of z from drowning y's signal")
 
     @model_validator(mode="after")

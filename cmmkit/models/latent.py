@@ -26,7 +26,7 @@ class LatentConfig(ModelConfig):
     latent_dim: int = Field(500, ge=1, description="size of z (500 in the paper)")
     posterior_hidden: int = Field(512, ge=1, description="features of x fed to the posterior heads")
     posterior_y_hidden: int = Field(256, ge=1, description="features of y fed to the posterior heads")
-    logvar_init: float = Field(0.0, ge=-12.0, le=6.0, description="initial log sigma^2 of the latent Gaussians "
+    logvar_init: float = Field(0.0, ge=LOGVAR_MIN, le=LOGVAR_MAX, description="initial log sigma^2 of the latent Gaussians "
                                "(their heads' bias); below 0 z starts close to its mean")
 
 

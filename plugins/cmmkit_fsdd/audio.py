@@ -130,17 +130,18 @@ class LogMelModality(Modality):
         """Prepared values back to natural-log mel power."""
         return x.detach().float() * self._std.to(x.device) + self._mean.to(x.device)
 
-    def encoder(self, out_features: int) -> nn.Module:
-        mels, _ = self.shape
+    def _mels(self) -> int:
+        """The number of mel bands, checked against the conv stack's downsampling."""
+        mels = self.shape[0]
         if mels % 2**self.options.layers:
             raise ConfigError(f"log_mel: {mels} mels must be divisible by 2**layers (layers={self.options.layers})")
-        return SpectrogramEncoder(mels, self.options.base_channels, self.options.layers, out_features)
+        return mels
+
+    def encoder(self, out_features: int) -> nn.Module:
+        return SpectrogramEncoder(self._mels(), self.options.base_channels, self.options.layers, out_features)
 
     def decoder(self, in_features: int) -> Decoder:
-        mels, frames = self.shape
-        if mels % 2**self.options.layers:
-            raise ConfigError(f"log_mel: {mels} mels must be divisible by 2**layers (layers={self.options.layers})")
-        return GaussianSpectrogramDecoder(in_features, mels, frames, self.options)
+        return GaussianSpectrogramDecoder(in_features, self._mels(), self.shape[1], self.options)
 
     # --- users ----------------------------------------------------------------------------
     def from_user(self, items: list[Any]) -> torch.Tensor:

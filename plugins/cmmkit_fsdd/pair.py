@@ -19,8 +19,8 @@ from cmmkit.errors import DataError
 from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.audio import LogMelOptions
-from cmmkit_fsdd.data import DATASET, RELEASE, find_source, missing_message, split_of
-from cmmkit_fsdd.words import DigitTextOptions, digit_text_info
+from cmmkit_fsdd.data import DATASET, NAME, RELEASE, find_source, missing_message, split_of
+from cmmkit_fsdd.words import DIGITS, DigitTextOptions, digit_text_info
 
 
 class FSDDConfig(PairConfig):
@@ -92,9 +92,6 @@ class FSDDDigitsSpeech(Pair):
     def lookup_condition(self, config: FSDDConfig, data_dir: Path | None, item: Any) -> dict[str, str] | None:  # type: ignore[override]
         """The condition of a recording named like the dataset's ``<digit>_<speaker>_<index>.wav``
         (e.g. ``7_jackson_3.wav`` -> ``{"text": "seven", "speaker": "jackson"}``), else None."""
-        from cmmkit_fsdd.data import NAME
-        from cmmkit_fsdd.words import DIGITS
-
         if not isinstance(item, (str, Path)):
             return None
         match = NAME.fullmatch(Path(item).name)

@@ -93,13 +93,12 @@ class MelAnalysis:
         """(B, N_MELS, FRAMES) log-mel -> (B, NUM_SAMPLES) waveforms in [-1, 1] (Griffin-Lim phase)."""
         import torchaudio
 
-        if self._inverse is None:
-            self._inverse = (torchaudio.transforms.InverseMelScale(n_stft=N_FFT // 2 + 1, n_mels=N_MELS,
-                                                                   sample_rate=SAMPLE_RATE, f_min=0.0,
-                                                                   f_max=SAMPLE_RATE / 2, driver="gelsd"),
-                             torchaudio.transforms.GriffinLim(n_fft=N_FFT, hop_length=HOP, power=2.0,
-                                                              n_iter=iterations))
-        inv_mel, griffin = self._inverse
+        if self._inverse is None:  # the costly part (a mel filterbank to invert); Griffin-Lim is cheap to build
+            self._inverse = torchaudio.transforms.InverseMelScale(n_stft=N_FFT // 2 + 1, n_mels=N_MELS,
+                                                                  sample_rate=SAMPLE_RATE, f_min=0.0,
+                                                                  f_max=SAMPLE_RATE / 2, driver="gelsd")
+        inv_mel = self._inverse
+        griffin = torchaudio.transforms.GriffinLim(n_fft=N_FFT, hop_length=HOP, power=2.0, n_iter=iterations)
         with torch.no_grad():
             power = (torch.exp(log_mel.detach().cpu().float()) - LOG_FLOOR).clamp(min=0.0)
             spec = inv_mel(power).clamp(min=0.0)

@@ -115,6 +115,9 @@ class DigitTextModality(Modality):
         self.vocab = self.tokenizer.backend_tokenizer.get_vocab()
         self.digit_ids = [self.vocab[w] for w in info["digits"]]
         self.speaker_ids = [self.vocab[s] for s in info["speakers"]]
+        self._words = {i: w for w, i in self.vocab.items()}
+        self._digit_class = torch.full((len(self.vocab),), -1, dtype=torch.long)
+        self._digit_class[torch.tensor(self.digit_ids)] = torch.arange(10)
 
     @property
     def with_speaker(self) -> bool:
@@ -129,9 +132,7 @@ class DigitTextModality(Modality):
 
     def digit_class(self, value: torch.Tensor) -> torch.Tensor:
         """Digit 0-9 of each raw/prepared value (token ids -> class indices)."""
-        lookup = torch.full((len(self.vocab),), -1, dtype=torch.long, device=value.device)
-        lookup[torch.tensor(self.digit_ids, device=value.device)] = torch.arange(10, device=value.device)
-        return lookup[value[:, 0]]
+        return self._digit_class.to(value.device)[value[:, 0]]
 
     def encoder(self, out_features: int) -> nn.Module:
         return DigitTextEncoder(len(self.vocab), self.dims, self.options.embedding, self.options.hidden, out_features)
@@ -181,11 +182,10 @@ class DigitTextModality(Modality):
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.dims)
 
     def to_user(self, value: torch.Tensor) -> list[dict[str, str]]:
-        inverse = {i: w for w, i in self.vocab.items()}
         out = []
         for row in value.detach().cpu().long().tolist():
-            item = {"text": inverse.get(row[0], UNK)}
+            item = {"text": self._words.get(row[0], UNK)}
             if self.with_speaker:
-                item["speaker"] = inverse.get(row[1], UNK)
+                item["speaker"] = self._words.get(row[1], UNK)
             out.append(item)
         return out

@@ -94,7 +94,6 @@ def test_residual_posterior_starts_as_the_prior_and_learns_away_from_it(syntheti
     loss.backward()
     head = model.posterior_head
     assert head.mu.weight.grad.abs().sum() > 0  # the correction is learnable from its zero start
-    model.prior_net.zero_grad()
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     q2 = model.posterior(batch["x"], batch["y"])
     assert not torch.allclose(q2.mu, model.prior(batch["y"]).mu)
