@@ -12,7 +12,7 @@ import torch
 
 from cmmkit import __version__
 from cmmkit.config import RunConfig, build_config, dump, validate
-from cmmkit.errors import CheckpointError, CmmkitError
+from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
 from cmmkit.modality import Modality, repeat, to_device
 from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import Pair, PairData
@@ -189,3 +189,18 @@ def load_run(path: str | Path, device: str = "cpu") -> TrainedRun:
     _load_weights(model, weights, run.checkpoint)
     model.to(pick_device(device)).eval()
     return TrainedRun(run.path, config, pair, model, meta)
+
+
+def load_judge(path: str | Path, run: TrainedRun) -> TrainedRun:
+    """The ``--judge`` run for ``run``, on its device and in eval mode: it must be a run of the judge
+    model ``run``'s pair declares (:attr:`cmmkit.pair.Pair.judge_model`)."""
+    expected = run.pair.judge_model
+    if expected is None:
+        raise ConfigError(f"--judge {path}: pair {run.pair.name} declares no judge model")
+    judge = load_run(path, device=str(run.device))
+    if judge.model.name != expected:
+        article = "an" if expected[0] in "aeiou" else "a"
+        raise CheckpointError(f"--judge {path}: a {judge.model.name} run, expected {article} {expected} run "
+                              f"(train one with `cmmkit train-judge --pair {run.pair.name}`)")
+    judge.model.eval()
+    return judge

@@ -32,7 +32,7 @@ from cmmkit import __version__
 from cmmkit.errors import CheckpointError, ConfigError
 from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
 from cmmkit.modality import to_device
-from cmmkit.runs import TrainedRun, load_run
+from cmmkit.runs import TrainedRun, load_judge, load_run
 
 EDIT_FILE = "edit_eval.json"
 
@@ -65,28 +65,31 @@ def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.
     all_names = list(run.model.y.info["names"])
     lo, hi = _ranges(run)
     mid = (lo + hi) / 2
+    starts = range(0, len(x), batch_size)
+    batches = [(to_device(x[s:s + batch_size], run.device), y[s:s + batch_size]) for s in starts]
+    before_all = []  # the judge's scores of each unedited reconstruction: the same for every flipped attribute
+    for xb, yb in batches:
+        yd = to_device(yb, run.device)
+        before_all.append(judge.model.scores(run.model.edit(xb, yd, yd)).cpu())
     per: dict[str, Any] = {}
     for name in tqdm(names, desc="edit fidelity", unit="attr", disable=not progress, leave=False):
         a = all_names.index(name)
-        moved, added, reached, delta = [], [], [], []
-        for start in range(0, len(x), batch_size):
-            xb, yb = to_device(x[start:start + batch_size], run.device), y[start:start + batch_size]
+        added, reached, delta = [], [], []
+        for (xb, yb), before in zip(batches, before_all):
             add = yb[:, a] <= mid[a]
             yn = yb.clone()
             yn[:, a] = torch.where(add, hi[a], lo[a])
-            yb, yn = to_device(yb, run.device), to_device(yn, run.device)
-            before = judge.model.scores(run.model.edit(xb, yb, yb))[:, a].cpu()
-            after = judge.model.scores(run.model.edit(xb, yb, yn))[:, a].cpu()
-            direction = torch.where(add, 1.0, -1.0)
-            moved.append((after - before) * direction > 0)
+            after = judge.model.scores(run.model.edit(xb, to_device(yb, run.device), to_device(yn, run.device)))[:, a]
+            after = after.cpu()
             reached.append((after > 0) == add)
-            delta.append((after - before) * direction)
+            delta.append((after - before[:, a]) * torch.where(add, 1.0, -1.0))
             added.append(add)
-        m, ad = torch.cat(moved).float(), torch.cat(added)
+        d, ad = torch.cat(delta), torch.cat(added)
+        m = (d > 0).float()
         per[name] = {"rate": float(m.mean()), "add_rate": float(m[ad].mean()) if ad.any() else None,
                      "remove_rate": float(m[~ad].mean()) if (~ad).any() else None,
                      "reached_rate": float(torch.cat(reached).float().mean()),
-                     "mean_logit_change": float(torch.cat(delta).mean()),
+                     "mean_logit_change": float(d.mean()),
                      "adds": int(ad.sum()), "removes": int((~ad).sum())}
     mean = lambda key: sum(v[key] for v in per.values()) / len(per)  # noqa: E731
     return {"judge": str(judge.path), "examples": len(x), "mean_rate": mean("rate"),
@@ -148,11 +151,9 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
                            "split": opts.split, "examples": n, "edit_fidelity": None, "attribute_inference": None}
     torch.manual_seed(opts.seed)
     if opts.judge is not None:
-        judge = load_run(opts.judge, device=str(run.device))
-        if judge.model.name != "attribute_judge" or list(judge.model.y.info.get("names", [])) != names:
-            raise CheckpointError(f"--judge {opts.judge}: expected an attribute_judge run of the same attributes "
-                                  "(train one with `cmmkit train-judge`)")
-        judge.model.eval()
+        judge = load_judge(opts.judge, run)
+        if list(judge.model.y.info.get("names", [])) != names:
+            raise CheckpointError(f"--judge {opts.judge}: judges other attributes than this run's pair")
         out["edit_fidelity"] = edit_fidelity(run, judge, x, y, opts.attributes or names, opts.batch_size, progress)
     inferrer = load_run(opts.infer_with, device=str(run.device)) if opts.infer_with else run if run.model.can_infer else None
     if inferrer is not None:

@@ -15,7 +15,7 @@ from cmmkit.errors import CheckpointError
 from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
 from cmmkit.evaluation.evaluate import EvalContext
 from cmmkit.modality import to_device
-from cmmkit.runs import load_run
+from cmmkit.runs import load_judge
 
 
 @torch.no_grad()
@@ -25,14 +25,10 @@ def attribute_fidelity(ctx: EvalContext) -> dict[str, Any] | None:
     run, dataset, opts = ctx.run, ctx.dataset, ctx.opts
     if opts.judge is None:
         return None
-    judge = load_run(opts.judge, device=str(run.device))  # type: ignore[arg-type]
-    if judge.model.name != "attribute_judge":
-        raise CheckpointError(f"--judge {opts.judge}: a {judge.model.name} run, expected an attribute_judge run "
-                              "(train one with `cmmkit train-judge`)")
+    judge = load_judge(opts.judge, run)
     names = list(run.model.y.info.get("names", []))
     if list(judge.model.y.info.get("names", [])) != names:
         raise CheckpointError(f"--judge {opts.judge}: judges other attributes than this run's pair")
-    judge.model.eval()
     real, fake, labels = [], [], []
     with ctx.bar("attribute fidelity") as bar:
         for idx in ctx.batches():

@@ -68,20 +68,16 @@ def digit_accuracy(ctx: Any) -> dict[str, Any] | None:
     """The judge's digit accuracy on speech generated from the split's conditions at noise 0 and
     sampled at noise 1, beside its accuracy on the split's real recordings (the ceiling). None
     without ``--judge``."""
-    from cmmkit.runs import load_run
+    from cmmkit.runs import load_judge
 
     run, opts = ctx.run, ctx.opts
     if opts.judge is None:
         return None
-    judge = load_run(opts.judge, device=str(run.device))
-    if judge.model.name != "digit_classifier":
-        raise CheckpointError(f"--judge {opts.judge}: a {judge.model.name} run, expected a digit_classifier run "
-                              "(train one with `cmmkit train-judge --pair fsdd_digits_speech`)")
+    judge = load_judge(opts.judge, run)
     for key in ("mels", "frames", "sample_rate", "num_samples"):
         if judge.model.x.info.get(key) != run.model.x.info.get(key):
             raise CheckpointError(f"--judge {opts.judge}: judges spectrograms with {key}={judge.model.x.info.get(key)}, "
                                   f"this run makes {key}={run.model.x.info.get(key)}")
-    judge.model.eval()
     run.model.eval()
     # the judge normalises with its own training statistics: go through raw log-mel values
     to_judge = lambda prepared: judge.model.logits(  # noqa: E731
