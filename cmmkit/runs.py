@@ -31,9 +31,12 @@ def build_model(config: RunConfig, info: dict[str, Any]) -> tuple[Pair, Conditio
     return pair, model
 
 
-def load_data(config: RunConfig, *, progress: bool = True) -> PairData:
+def load_data(config: RunConfig, *, data_dir: str | Path | None = None, progress: bool = True) -> PairData:
+    """The pair's data for ``config``; ``data_dir`` (e.g. a command's ``--data-dir``) replaces the
+    config's ``data.data_dir`` when given."""
     pair = get_registry().pair(config.pair.name)
-    data = pair.load(config.pair, config.data.data_dir, download=config.data.download, progress=progress)
+    folder = Path(data_dir) if data_dir is not None else config.data.data_dir
+    data = pair.load(config.pair, folder, download=config.data.download, progress=progress)
     for note in data.notes:
         print(f"[{pair.name}] {note}", file=sys.stderr)
     return data

@@ -125,8 +125,6 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
 
     run = load_run(run_dir, device=opts.device)
     config = run.config
-    if opts.data_dir is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"data_dir": opts.data_dir})})
     if opts.judge is None and opts.infer_with is None and not run.model.can_infer:
         raise ConfigError("nothing to evaluate: give --judge (edit fidelity) and/or --infer-with, or evaluate a "
                           "model.posterior=x CMMA run (attribute inference)")
@@ -140,7 +138,7 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
             from cmmkit.errors import suggest
 
             raise ConfigError(f"--attributes: unknown attribute {a!r}.{suggest(a, names)}")
-    data = load_data(config, progress=progress)
+    data = load_data(config, data_dir=opts.data_dir, progress=progress)
     if opts.split not in data.splits:
         raise ConfigError(f"--split {opts.split!r}: no such split; {config.pair.name} has {', '.join(data.splits)}")
     ds = data.splits[opts.split]

@@ -95,9 +95,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
     if not run.model.can_generate:
         raise ConfigError(f"{run_dir}: a {run.model.name} run does not model p(x | y); evaluate a generative run")
     config = run.config
-    if opts.data_dir is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"data_dir": opts.data_dir})})
-    data = load_data(config, progress=progress)
+    data = load_data(config, data_dir=opts.data_dir, progress=progress)
     if opts.split not in data.splits:
         raise ConfigError(f"--split {opts.split!r}: no such split; {config.pair.name} has "
                           f"{', '.join(data.splits)}")

@@ -76,10 +76,7 @@ def load_split(run: Any, split: str, data_dir: Path | None = None) -> Any:
     """A split of a run's pair (its data found as at training, or in ``data_dir``)."""
     from cmmkit.runs import load_data
 
-    config = run.config
-    if data_dir is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"data_dir": data_dir})})
-    data = load_data(config, progress=sys.stderr.isatty())
+    data = load_data(run.config, data_dir=data_dir, progress=sys.stderr.isatty())
     if split not in data.splits:
         raise ConfigError(f"{run.path}: pair {run.pair.name} has no {split!r} split")
     return data.splits[split]

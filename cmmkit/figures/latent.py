@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from cmmkit import bound
 from cmmkit.errors import ConfigError
 from cmmkit.figures import FigureOptions, load_split, panel_title
 from cmmkit.modality import to_device
@@ -36,8 +37,8 @@ def latent_stats(run: Any, dataset: Any, n: int, batch: int = 250) -> dict[str, 
     for start in range(0, n, batch):
         idx = torch.arange(start, min(n, start + batch))
         raw = to_device(dataset.get_batch(idx), run.device)
-        x, y = model.x.prepare(raw["x"], dequantize=False), model.y.prepare(raw["y"], dequantize=False)
-        p, q = model.prior(y), model.posterior(x, y)
+        b = model.prepare(raw, dequantize=False)
+        q, p = bound.posterior_and_prior(model, b["x"], b["y"])
         out["prior_mu"].append(p.mu.cpu())
         out["prior_std"].append(p.std.cpu())
         out["post_mu"].append(q.mu.cpu())
