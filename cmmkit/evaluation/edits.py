@@ -50,20 +50,13 @@ class EditEvalOptions:
     device: str = "auto"
 
 
-def _ranges(run: TrainedRun) -> tuple[torch.Tensor, torch.Tensor]:
-    info, d = run.model.y.info, run.model.y.dims
-    lo = torch.tensor(info.get("min", [-1.0] * d))
-    hi = torch.tensor(info.get("max", [1.0] * d))
-    return lo, hi
-
-
 @torch.no_grad()
 def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.Tensor, names: list[str],
                   batch_size: int, progress: bool) -> dict[str, Any]:
     """Rates at which judge logits move the asked way when one attribute is flipped (see module doc)."""
     run.check_can_edit()
     all_names = list(run.model.y.info["names"])
-    lo, hi = _ranges(run)
+    lo, hi = (torch.tensor(v) for v in run.model.y.bounds())
     mid = (lo + hi) / 2
     starts = range(0, len(x), batch_size)
     batches = [(to_device(x[s:s + batch_size], run.device), y[s:s + batch_size]) for s in starts]
@@ -102,7 +95,7 @@ def inference_accuracy(inferrer: TrainedRun, x: torch.Tensor, y: torch.Tensor, t
                        batch_size: int) -> dict[str, Any]:
     """Sign accuracy and AUC of attributes inferred from faces, with the majority baseline."""
     names = list(inferrer.model.y.info["names"])
-    lo, hi = _ranges(inferrer)
+    lo, hi = (torch.tensor(v) for v in inferrer.model.y.bounds())
     mid = (lo + hi) / 2
     inferred = torch.cat([inferrer.model.infer_y(to_device(x[s:s + batch_size], inferrer.device)).cpu()
                           for s in range(0, len(x), batch_size)])

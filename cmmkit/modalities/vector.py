@@ -72,6 +72,11 @@ class NamedVectorModality(Modality):
         docstring) or a full vector."""
         return torch.stack([self._one(item, base) for item in items])
 
+    def bounds(self) -> tuple[list[float], list[float]]:
+        """Each dimension's training (min, max); -1/+1 for runs saved before ranges were recorded
+        (they were binarized)."""
+        return (list(self.info.get("min", [-1.0] * self.dims)), list(self.info.get("max", [1.0] * self.dims)))
+
     def parse(self, item: Mapping[str, Any]) -> dict[int, float]:
         """Validated {index: value} of a user mapping: known names, numbers in the training range."""
         index = {n: i for i, n in enumerate(self.names)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 
 from cmmkit.errors import ConfigError
@@ -35,10 +36,8 @@ def _value(run: Any, name: str, which: str) -> float:
     info = run.model.y.info
     if name not in info["names"]:
         raise ConfigError(f"{run.path}: its attributes have no {name!r}")
-    i = info["names"].index(name)
-    if which in info:
-        return float(info[which][i])
-    return 1.0 if which == "max" else -1.0  # runs saved before ranges were recorded: binarized ±1
+    lo, hi = run.model.y.bounds()
+    return float((hi if which == "max" else lo)[info["names"].index(name)])
 
 
 def setting(run: Any, names: list[str]) -> dict[str, float]:
@@ -79,7 +78,7 @@ def _edit_panel(run: Any, faces: list[Image.Image], originals: list[dict[str, fl
     return labelled_grid(cells, ["input"] + [r for r, _ in rows], col_labels, title)
 
 
-def _require_edit(runs: list[Any], name: str) -> None:
+def _require_edit(runs: list[Any]) -> None:
     for run in runs:
         run.check_can_edit()
 
@@ -88,16 +87,14 @@ def fig8(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]:
     """Editing training faces with their own attributes (Fig. 8): per run, the input faces, then
     rows no change (the reconstruction), big nose, eyeglasses, mustache, big lips (§4.5's five
     steps for CMMA; encode with the face's attributes and decode with the new ones for CVAE)."""
-    _require_edit(runs, "fig8")
+    _require_edit(runs)
     train = load_split(runs[0], "train", opts.data_dir)
     pick = list(opts.faces or range(opts.count))
     if max(pick) >= len(train) or min(pick) < 0:
         raise ConfigError(f"--faces: the training split has {len(train)} faces (0 to {len(train) - 1})")
-    import torch
-
-    batch = train.get_batch(torch.tensor(pick))
-    faces = runs[0].x.to_user(runs[0].x.prepare(batch["x"], dequantize=False))
-    originals = runs[0].y.to_user(batch["y"].float())
+    batch = runs[0].model.prepare(train.get_batch(torch.tensor(pick)), dequantize=False)
+    faces = runs[0].x.to_user(batch["x"])
+    originals = runs[0].y.to_user(batch["y"])
     panels = [_edit_panel(run, faces, originals, FIG8_ROWS, [f"train {i}" for i in pick], panel_title(run))
               for run in runs]
     return panels, []  # type: ignore[return-value]
@@ -106,10 +103,11 @@ def fig8(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]:
 def unattributed_faces(run: Any, data_dir: Path | None, count: int, pick: list[int] | None) -> tuple[list[str], list[Image.Image]]:
     """lfwcrop faces that have no row in the attribute file (about 90 of them)."""
     from cmmkit.data.download import resolve_dataset_dir
-    from cmmkit_lfw.data import FaceSource, faces_without_attributes, read_attributes, read_ppm
+    from cmmkit_lfw.data import FaceSource, faces_without_attributes, read_ppm
+    from cmmkit_lfw.pair import _read_cached
 
     folder, _ = resolve_dataset_dir("lfw", data_dir or run.config.data.data_dir)
-    table = read_attributes(folder / run.config.pair.attributes_file)
+    table, _ = _read_cached(folder / run.config.pair.attributes_file)
     source = FaceSource.open(folder)
     try:
         keys = faces_without_attributes(source, table)
@@ -129,7 +127,7 @@ def fig10(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]
     """Editing faces with missing attributes (Fig. 10): the attributes are inferred from the face
     (q(y|z) on the x-only posterior of a ``model.posterior=x`` CMMA: the run itself, or
     ``--infer-with``), then edited as in Fig. 8: unchanged, big nose, mustache, eyeglasses + mustache."""
-    _require_edit(runs, "fig10")
+    _require_edit(runs)
     keys, faces = unattributed_faces(runs[0], opts.data_dir, opts.count, opts.faces)
     helper = opts.infer_with
     panels, notes = [], []
