@@ -148,8 +148,7 @@ class TrainedRun:
     def check_can_edit(self) -> None:
         """Raise the model's own reason when it cannot edit (e.g. a CGAN has no posterior)."""
         if not self.model.can_edit:
-            self.model.edit(None, None, None)
-            raise CmmkitError(f"{self.path}: a {self.model.name} run cannot edit")
+            raise ConfigError(f"a {self.model.name} run {self.model.edit_refusal}")
 
     @torch.no_grad()
     def infer(self, examples: list[Any]) -> list[Any]:

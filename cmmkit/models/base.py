@@ -32,6 +32,8 @@ class ConditionalModel(nn.Module, ABC):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     can_generate: ClassVar[bool] = True  # False for helpers such as attribute classifiers
     can_edit: ClassVar[bool] = False  # True where :meth:`edit` is implemented (a posterior exists)
+    edit_refusal: ClassVar[str] = ("cannot edit an existing x: it has no way to encode one (§4.5: only models with "
+                                   "a posterior q(z | x, ...), such as cmma and cvae, can)")  # why, when it cannot
 
     def __init__(self, config: ModelConfig, x: Modality, y: Modality) -> None:
         super().__init__()
@@ -67,8 +69,7 @@ class ConditionalModel(nn.Module, ABC):
         condition ``y_new``, with noise 0 (§4.5). Models without a posterior cannot do this."""
         from cmmkit.errors import ConfigError
 
-        raise ConfigError(f"a {self.name} run cannot edit an existing x: it has no way to encode one "
-                          "(§4.5: only models with a posterior q(z | x, ...), such as cmma and cvae, can)")
+        raise ConfigError(f"a {self.name} run {self.edit_refusal}")
 
     @property
     def can_infer(self) -> bool:

@@ -66,6 +66,7 @@ class VAE(LatentModel):
 
     name = "vae"
     Config = VAEConfig
+    edit_refusal = "cannot edit by changing y: it never sees y (it only reconstructs x)"
     config: VAEConfig
 
     def __init__(self, config: VAEConfig, x: Modality, y: Modality) -> None:
@@ -79,11 +80,6 @@ class VAE(LatentModel):
 
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
         return self.posterior_head(self.x_encoder(x))
-
-    def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
-        from cmmkit.errors import ConfigError
-
-        raise ConfigError("a vae run cannot edit by changing y: it never sees y (it only reconstructs x)")
 
 
 def _standard_normal(model: LatentModel, y: Value) -> DiagonalGaussian:
