@@ -63,7 +63,7 @@ def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.
     before_all = []  # the judge's scores of each unedited reconstruction: the same for every flipped attribute
     for xb, yb in batches:
         yd = to_device(yb, run.device)
-        before_all.append(judge.model.scores(run.model.edit(xb, yd, yd)).cpu())
+        before_all.append(judge.model.logits(run.model.edit(xb, yd, yd)).cpu())
     per: dict[str, Any] = {}
     for name in tqdm(names, desc="edit fidelity", unit="attr", disable=not progress, leave=False):
         a = all_names.index(name)
@@ -72,7 +72,7 @@ def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.
             add = yb[:, a] <= mid[a]
             yn = yb.clone()
             yn[:, a] = torch.where(add, hi[a], lo[a])
-            after = judge.model.scores(run.model.edit(xb, to_device(yb, run.device), to_device(yn, run.device)))[:, a]
+            after = judge.model.logits(run.model.edit(xb, to_device(yb, run.device), to_device(yn, run.device)))[:, a]
             after = after.cpu()
             reached.append((after > 0) == add)
             delta.append((after - before[:, a]) * torch.where(add, 1.0, -1.0))

@@ -33,8 +33,8 @@ def attribute_fidelity(ctx: EvalContext) -> dict[str, Any] | None:
     with ctx.bar("attribute fidelity") as bar:
         for idx in ctx.batches():
             raw = to_device(dataset.get_batch(idx), run.device)
-            real.append(judge.model.scores(judge.model.x.prepare(raw["x"], dequantize=False)).cpu())
-            fake.append(judge.model.scores(run.model.generate(raw["y"], noise_scale=0.0)).cpu())
+            real.append(judge.model.logits(judge.model.x.prepare(raw["x"], dequantize=False)).cpu())
+            fake.append(judge.model.logits(run.model.generate(raw["y"], noise_scale=0.0)).cpu())
             labels.append((raw["y"] > 0).cpu())
             bar.update(len(idx))
     lab = torch.cat(labels)

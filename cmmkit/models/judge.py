@@ -1,14 +1,18 @@
-"""An attribute classifier ("judge") trained on real x to score how well generated x carry y.
+"""Judges: classifiers trained on real x to score how well generated x carry y.
 
-It predicts, for each dimension of a named-vector y (e.g. the 73 LFW attributes), whether it is
-present (y > 0). Its AUC on real test faces is the ceiling for the attribute fidelity of
-generated faces. It is a model like any other so that the one trainer trains it
-(``cmmkit train-judge``); it does not generate.
+:class:`Classifier` is what every judge shares: the x modality's encoder, dropout and a linear head
+of logits, trained and evaluated through the one trainer (``cmmkit train-judge``); it does not
+generate. A judge subclass says how many logits it has and what its loss and accuracy are.
+
+:class:`AttributeJudge` predicts, for each dimension of a named-vector y (e.g. the 73 LFW
+attributes), whether it is present (y > 0). Its AUC on real test faces is the ceiling for the
+attribute fidelity of generated faces.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from abc import abstractmethod
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -19,43 +23,69 @@ from cmmkit.modality import Modality, Value
 from cmmkit.models.base import ConditionalModel, ModelConfig
 
 
-class JudgeConfig(ModelConfig):
-    name: Literal["attribute_judge"] = "attribute_judge"
-    hidden: int = Field(256, ge=1, description="features of x before the per-attribute logits")
+class ClassifierConfig(ModelConfig):
+    hidden: int = Field(256, ge=1, description="features of x before the logits")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
 
 
-class AttributeJudge(ConditionalModel):
-    name = "attribute_judge"
-    Config = JudgeConfig
-    can_generate = False
-    config: JudgeConfig
+class Classifier(ConditionalModel):
+    """x -> logits (B, ``outputs(y)``): features from the x modality's encoder, dropout, linear."""
 
-    def __init__(self, config: JudgeConfig, x: Modality, y: Modality) -> None:
+    can_generate = False
+    loss_name: ClassVar[str] = "loss"  # the per-example loss's name in metrics.csv
+    config: ClassifierConfig
+
+    def __init__(self, config: ClassifierConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
         self.features = x.encoder(config.hidden)
-        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.hidden, y.dims))
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.hidden, self.outputs(y)))
 
-    def scores(self, x: Value) -> torch.Tensor:
-        """Logits (B, A) for prepared x: higher means the attribute is more likely present."""
+    @abstractmethod
+    def outputs(self, y: Modality) -> int:
+        """Number of logits for the condition modality ``y``."""
+
+    @abstractmethod
+    def loss_and_accuracy(self, logits: torch.Tensor, y: Value) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example loss and accuracy (B,) of ``logits`` against the prepared condition ``y``."""
+
+    def logits(self, x: Value) -> torch.Tensor:
+        """Logits of prepared x."""
         return self.head(self.features(x))
 
     def _loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.prepare(batch, dequantize=False)
-        logits = self.scores(p["x"])
-        labels = (p["y"] > 0).float()
-        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)
-        accuracy = ((logits > 0).float() == labels).float().mean(-1)
-        return bce, accuracy
+        return self.loss_and_accuracy(self.logits(p["x"]), p["y"])
 
     def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        bce, accuracy = self._loss(batch)
-        return bce.mean(), {"accuracy": accuracy.mean().detach()}
+        loss, accuracy = self._loss(batch)
+        return loss.mean(), {"accuracy": accuracy.mean().detach()}
 
     @torch.no_grad()
     def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
-        bce, accuracy = self._loss(batch)
-        return {"bce": bce, "accuracy": accuracy}
+        loss, accuracy = self._loss(batch)
+        return {self.loss_name: loss, "accuracy": accuracy}
 
     def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
-        raise NotImplementedError("an attribute judge classifies x; it does not generate")
+        raise NotImplementedError(f"a {self.name} classifies x; it does not generate")
+
+
+class JudgeConfig(ClassifierConfig):
+    name: Literal["attribute_judge"] = "attribute_judge"
+    hidden: int = Field(256, ge=1, description="features of x before the per-attribute logits")
+
+
+class AttributeJudge(Classifier):
+    """Logits (B, A), one per attribute: higher means the attribute is more likely present."""
+
+    name = "attribute_judge"
+    Config = JudgeConfig
+    loss_name = "bce"
+    config: JudgeConfig
+
+    def outputs(self, y: Modality) -> int:
+        return y.dims
+
+    def loss_and_accuracy(self, logits: torch.Tensor, y: Value) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = (y > 0).float()
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)
+        return bce, ((logits > 0).float() == labels).float().mean(-1)

@@ -13,54 +13,34 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 from torch.nn import functional as F
 
 from cmmkit.errors import CheckpointError, ConfigError
 from cmmkit.modality import Modality, Value, to_device
-from cmmkit.models.base import ConditionalModel, ModelConfig
+from cmmkit.models.judge import Classifier, ClassifierConfig
 
 
-class DigitClassifierConfig(ModelConfig):
+class DigitClassifierConfig(ClassifierConfig):
     name: Literal["digit_classifier"] = "digit_classifier"
     hidden: int = Field(128, ge=1, description="features of x before the digit logits")
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
 
 
-class DigitClassifier(ConditionalModel):
+class DigitClassifier(Classifier):
+    """Digit logits (B, 10) of a spectrogram; needs a ``digit_text`` condition (its ``digit_class``)."""
+
     name = "digit_classifier"
     Config = DigitClassifierConfig
-    can_generate = False
+    loss_name = "cross_entropy"
     config: DigitClassifierConfig
 
-    def __init__(self, config: DigitClassifierConfig, x: Modality, y: Modality) -> None:
-        super().__init__(config, x, y)
+    def outputs(self, y: Modality) -> int:
         if not hasattr(y, "digit_class"):
             raise ConfigError(f"digit_classifier judges spoken digits: it needs a digit_text condition, not {y.name}")
-        self.features = x.encoder(config.hidden)
-        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.hidden, 10))
+        return 10
 
-    def logits(self, x: Value) -> torch.Tensor:
-        """Digit logits (B, 10) of prepared x."""
-        return self.head(self.features(x))
-
-    def _loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.prepare(batch, dequantize=False)
-        logits = self.logits(p["x"])
-        labels = self.y.digit_class(p["y"])  # type: ignore[attr-defined]
+    def loss_and_accuracy(self, logits: torch.Tensor, y: Value) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = self.y.digit_class(y)  # type: ignore[attr-defined]
         return F.cross_entropy(logits, labels, reduction="none"), (logits.argmax(-1) == labels).float()
-
-    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        ce, accuracy = self._loss(batch)
-        return ce.mean(), {"accuracy": accuracy.mean().detach()}
-
-    @torch.no_grad()
-    def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
-        ce, accuracy = self._loss(batch)
-        return {"cross_entropy": ce, "accuracy": accuracy}
-
-    def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
-        raise NotImplementedError("a digit classifier classifies speech; it does not generate")
 
 
 @torch.no_grad()
