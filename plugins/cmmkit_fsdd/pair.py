@@ -20,7 +20,7 @@ from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.audio import LogMelOptions
 from cmmkit_fsdd.data import DATASET, NAME, RELEASE, find_source, missing_message, split_of
-from cmmkit_fsdd.words import DIGITS, DigitTextOptions, digit_text_info
+from cmmkit_fsdd.words import DIGITS, DigitTextOptions, digit_text_info, vocabulary
 
 
 class FSDDConfig(PairConfig):
@@ -131,8 +131,8 @@ class FSDDDigitsSpeech(Pair):
                                 "validation, 10+ training); is the dataset complete?")
         speakers = sorted(set(rec.speakers))
         info_y = digit_text_info(speakers, config.condition_on_speaker)
-        vocab = {w: i for i, w in enumerate(["[UNK]", *info_y["digits"], *speakers])}
-        y_all = torch.tensor([[vocab[info_y["digits"][d]], vocab[s]] for d, s in zip(rec.digits, rec.speakers)],
+        vocab = vocabulary(speakers)
+        y_all = torch.tensor([[vocab[DIGITS[d]], vocab[s]] for d, s in zip(rec.digits, rec.speakers)],
                              dtype=torch.long)
         if not config.condition_on_speaker:
             y_all = y_all[:, :1].contiguous()

@@ -28,13 +28,17 @@ DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 UNK = "[UNK]"
 
 
+def vocabulary(speakers: list[str]) -> dict[str, int]:
+    """Token ids: [UNK], the digit words, then ``speakers`` in order (the same speakers always give
+    the same ids)."""
+    return {w: i for i, w in enumerate([UNK, *DIGITS, *speakers])}
+
+
 def build_tokenizer(speakers: list[str]) -> str:
-    """JSON of a lower-casing, whitespace-splitting WordLevel tokenizer over [UNK], the digit words and
-    ``speakers`` (ids in that order, so the same speakers always give the same ids)."""
+    """JSON of a lower-casing, whitespace-splitting WordLevel tokenizer over :func:`vocabulary`."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-    vocab = {w: i for i, w in enumerate([UNK, *DIGITS, *speakers])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tok = Tokenizer(models.WordLevel(vocab=vocabulary(speakers), unk_token=UNK))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return tok.to_str()
