@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +86,11 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     formats = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
     if suffix not in formats:
         raise ConfigError(f"{path}: expected a .png or .jpg output path")
+    from cmmkit.data.download import atomic_write
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+        with atomic_write(path, "wb") as handle:
+            image.save(handle, format=formats[suffix])
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write there ({exc.strerror or exc})") from None
-    os.close(fd)
-    try:
-        image.save(tmp, format=formats[suffix])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

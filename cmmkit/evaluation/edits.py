@@ -113,7 +113,7 @@ def inference_accuracy(inferrer: TrainedRun, x: torch.Tensor, y: torch.Tensor, t
 def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool = True) -> dict[str, Any]:
     """Edit fidelity (with ``opts.judge``) and inference accuracy (when the run or ``infer_with``
     can infer) on ``opts.split``; written to ``RUN/edit_eval.json``."""
-    from cmmkit.evaluation.evaluate import _write_json
+    from cmmkit.evaluation.evaluate import write_json
     from cmmkit.runs import load_data
 
     run = load_run(run_dir, device=opts.device)
@@ -150,7 +150,7 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
     if inferrer is not None:
         train_mean = torch.tensor(run.model.y.info["mean"])
         out["attribute_inference"] = inference_accuracy(inferrer, x, y, train_mean, opts.batch_size)
-    _write_json(run.path / EDIT_FILE, out)
+    write_json(run.path / EDIT_FILE, out)
     return out
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cmmkit import __version__, bound
+from cmmkit.data.download import atomic_write
 from cmmkit.errors import ConfigError
 from cmmkit.evaluation.parzen import PARZEN_NOTE, check_memory, parzen_log_likelihood
 from cmmkit.modality import repeat, select, to_device
@@ -141,7 +140,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
             out["pair_metrics"].append(name)
             out["seconds"][name] = time.perf_counter() - start
 
-    _write_json(run.path / EVAL_FILE, out)
+    write_json(run.path / EVAL_FILE, out)
     return out
 
 
@@ -220,8 +219,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".eval.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """``data`` as indented JSON, written atomically (non-finite numbers become null)."""
+    with atomic_write(path, "w") as f:
         json.dump(_finite(data), f, indent=2, allow_nan=False)
-    os.replace(tmp, path)

@@ -84,9 +84,13 @@ def latent_figure(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, li
     count = min(opts.count, len(COLORS))
     fig, axes = plt.subplots(len(runs), 2, figsize=(10, 4.8 * len(runs)), squeeze=False)
     notes = []
+    splits: dict[str, Any] = {}  # runs of the same pair settings share one loaded validation split
     for row, run in enumerate(runs):
         run.model.eval()
-        val = load_split(run, "val", opts.data_dir)
+        key = run.config.pair.model_dump_json() + run.config.data.model_dump_json()
+        if key not in splits:
+            splits[key] = load_split(run, "val", opts.data_dir)
+        val = splits[key]
         stats = latent_stats(run, val, min(len(val), 1000))
         avg = float(stats["post_std"].mean())
         notes.append(f"{panel_title(run)}: average posterior standard deviation {avg:.4f} over "
