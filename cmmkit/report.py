@@ -91,7 +91,14 @@ def _key_attributes(evals: list[dict[str, Any]]) -> list[str]:
     return keys if keys else (list(judged[0].get("auc") or {}) if judged else [])
 
 
+# the main table's columns, in :func:`_row`'s order: (header, the eval.json block it needs or None)
+COLUMNS = [("Model", None), ("Run", None), ("Split", None), ("Parzen log-likelihood (nats)", "parzen"),
+           ("Variational lower bound (nats)", "bound"), ("IS log p(x|y) (nats, K)", "importance_sampling"),
+           ("Bound bits/dim", "bound"), ("Attribute mean AUC (real faces)", "attribute_fidelity")]
+
+
 def _row(ev: dict[str, Any]) -> list[str]:
+    """One cell per entry of :data:`COLUMNS`."""
     is_block = ev.get("importance_sampling") or {}
     is_text = _nats(_get(ev, "importance_sampling", "nats"), _get(ev, "importance_sampling", "nats_std"))
     if is_text != DASH and _num(is_block.get("k")) is not None:
@@ -129,15 +136,12 @@ def _warnings(evals: list[dict[str, Any]]) -> list[str]:
 
 
 def _markdown(evals: list[dict[str, Any]], keys: list[str]) -> str:
-    header = ["Model", "Run", "Split", "Parzen log-likelihood (nats)", "Variational lower bound (nats)",
-              "IS log p(x|y) (nats, K)", "Bound bits/dim", "Attribute mean AUC (real faces)"]
     lines = _warnings(evals)
     lines += [""] if lines else []
     rows = [_row(e) for e in evals]
     # a measure no run has (e.g. Parzen or attribute AUC for a translation pair) gets no column
-    blocks = {3: "parzen", 4: "bound", 5: "importance_sampling", 6: "bound", 7: "attribute_fidelity"}
-    keep = [i for i in range(len(header)) if i not in blocks or any(e.get(blocks[i]) for e in evals)]
-    lines += _table([header[i] for i in keep], [[r[i] for i in keep] for r in rows])
+    keep = [i for i, (_, block) in enumerate(COLUMNS) if block is None or any(e.get(block) for e in evals)]
+    lines += _table([COLUMNS[i][0] for i in keep], [[r[i] for i in keep] for r in rows])
     parzen = [e["parzen"] for e in evals if _get(e, "parzen", "nats") is not None]
     if parzen:
         note = next((p["note"] for p in parzen if isinstance(p.get("note"), str) and p["note"]), None)
