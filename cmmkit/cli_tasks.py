@@ -96,13 +96,10 @@ def _edit(args: argparse.Namespace) -> int:
     inputs = run.x.to_user(run.x.prepare(run.x.from_user(examples), dequantize=False))  # files read once
     known = [None if args.infer else run.pair.lookup_condition(run.config.pair, run.config.data.data_dir, p)
              for p in examples]
-    inferred = [x for x, k in zip(inputs, known) if k is None]
-    if inferred:
-        guesses = iter((helper or run).infer(inferred))
-        known = [k if k is not None else next(guesses) for k in known]
-        source = f"inferred from the image by {(helper or run).path}"
-        print(f"{len(inferred)} image(s) have no known condition; {source}", file=sys.stderr)
-    recon, _ = run.edit(inputs, {}, original=known)
+    if None in known:
+        print(f"{known.count(None)} image(s) have no known condition; inferred from the image by "
+              f"{(helper or run).path}", file=sys.stderr)
+    recon, known = run.edit(inputs, {}, original=known, infer_with=helper)
     edited, _ = run.edit(inputs, changes, original=known)
     change_text = ", ".join(f"{k}={v}" for k, v in changes.items())
     cells = [item for triple in zip(inputs, recon, edited) for item in triple]

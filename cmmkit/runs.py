@@ -161,15 +161,18 @@ class TrainedRun:
     def edit(self, examples: list[Any], changes: dict[str, Any], original: list[Any] | None = None,
              infer_with: "TrainedRun | None" = None) -> tuple[list[Any], list[Any]]:
         """§4.5: each x changed to show ``changes`` (e.g. ``{"Mustache": 1}``). ``original`` are the
-        examples' own conditions (users' form); when None they are inferred from x by
-        ``infer_with`` (default this run), as for faces with missing attributes (Fig. 10).
-        Returns (edited x in users' form, the original conditions used)."""
+        examples' own conditions (users' form); those that are None (or all, when ``original`` is
+        None) are inferred from x by ``infer_with`` (default this run), as for faces with missing
+        attributes (Fig. 10). Returns (edited x in users' form, the original conditions used)."""
         self.check_can_edit()
         x = to_device(self.x.from_user(list(examples)), self.device)
-        if original is None:
-            original = (infer_with or self).infer(examples)
+        original = [None] * len(examples) if original is None else list(original)
         if len(original) != len(examples):
             raise CmmkitError(f"{len(examples)} example(s) but {len(original)} original condition(s)")
+        unknown = [e for e, o in zip(examples, original) if o is None]
+        if unknown:
+            guesses = iter((infer_with or self).infer(unknown))
+            original = [o if o is not None else next(guesses) for o in original]
         y_orig = self.y.from_user(list(original))
         y_new = self.y.from_user([{**o, **changes} if isinstance(o, dict) else o for o in original])
         self.model.eval()

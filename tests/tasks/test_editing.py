@@ -82,3 +82,14 @@ def test_edit_of_a_face_without_attributes_infers_them(lfw_runs):
     assert len(edited) == 2 and originals == run.infer(faces)
     helper_used = load_run(lfw_runs["cmma"]).edit(faces, {"Mustache": 1}, infer_with=run)[1]
     assert helper_used == originals
+
+
+def test_run_edit_infers_only_the_missing_conditions(lfw_runs):
+    run = load_run(lfw_runs["cmma_x"])
+    b = _batch(run, 3)
+    faces = run.x.to_user(run.x.prepare(b["x"], dequantize=False))
+    given = run.y.to_user(b["y"].float())
+    inferred = run.infer(faces)
+    _, used = run.edit(faces, {}, original=[given[0], None, given[2]])
+    assert used[0] == given[0] and used[2] == given[2]
+    assert used[1] == pytest.approx(inferred[1], abs=1e-4) and used[1] != given[1]  # batch-size float noise
