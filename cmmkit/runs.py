@@ -97,6 +97,9 @@ def _announce(trainer: Trainer, run: RunDir) -> None:
 
 
 def _load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    reason = getattr(model, "incompatible_weights", lambda _: None)(weights)  # a model that knows an old layout
+    if reason:
+        raise CheckpointError(f"{source}: {reason}")
     own = model.state_dict()
     missing, unexpected = set(own) - set(weights), set(weights) - set(own)
     wrong = [k for k in set(own) & set(weights) if own[k].shape != weights[k].shape]

@@ -2,13 +2,24 @@
 
 "The generator and discriminator of CGAN ... closely mimic the MLPs g and h of CMMA": the
 generator is the x modality's decoder (its mean is the generated x) reading (noise, y features);
-the discriminator is the x modality's encoder plus a y encoder, like CMMA's h, ending in one
-logit. The two alternating steps come from the model-side ``optimizer_groups`` hook, so the one
-trainer trains it; ``train.group_optimizers.{discriminator,generator}`` set their learning rates.
+the discriminator reads x with the x modality's encoder and y with the y modality's encoder, like
+CMMA's h, and ends in one logit. The two alternating steps come from the model-side
+``optimizer_groups`` hook, so the one trainer trains it; ``train.group_optimizers.{discriminator,
+generator}`` set their learning rates.
+
+The discriminator must see x and y *jointly*: a logit that is a sum a(x) + b(y) (a linear layer on
+concatenated features) ranks a face the same under every y, so it cannot tell a matching pair
+from a mismatched one and the generator gets no signal to follow y. Two joint heads:
+
+- ``projection`` (default; Miyato & Koyama 2018, eq. 3): D(x, y) = psi(phi(x)) + <V e(y), phi(x)>,
+  phi = the x encoder, e = the y encoder, psi and V linear;
+- ``hidden`` (Mirza & Osindero 2014): x and y features concatenated into a hidden layer, then
+  the logit, so y enters the discriminator's hidden units.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import torch
@@ -16,8 +27,10 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.modality import Modality, Value, batch_size
+from cmmkit.modality import Modality, Value, batch_size, select
 from cmmkit.models.base import ConditionalModel, ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 class CGANConfig(ModelConfig):
@@ -26,6 +39,10 @@ class CGANConfig(ModelConfig):
     generator_y_hidden: int = Field(256, ge=1, description="features of y fed to the generator")
     discriminator_hidden: int = Field(512, ge=1, description="features of x in the discriminator")
     discriminator_y_hidden: int = Field(256, ge=1, description="features of y in the discriminator")
+    discriminator: Literal["projection", "hidden"] = Field(
+        "projection", description="how D joins x and y: projection (Miyato & Koyama 2018) or a joint hidden "
+                                  "layer (Mirza & Osindero 2014)")
+    joint_hidden: int = Field(512, ge=1, description="units of the joint hidden layer (discriminator=hidden)")
     init_std: float | None = Field(0.02, gt=0, description="std of the initial weights (None: PyTorch's default)")
 
 
@@ -33,6 +50,8 @@ class CGAN(ConditionalModel):
     name = "cgan"
     Config = CGANConfig
     config: CGANConfig
+    # what a checkpoint of the additive discriminator (cmmkit before the joint heads) holds
+    LEGACY_KEYS = frozenset({"d_out.weight", "d_out.bias"})
 
     def __init__(self, config: CGANConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
@@ -41,23 +60,49 @@ class CGAN(ConditionalModel):
         self.generator = x.decoder(c.noise_dim + c.generator_y_hidden)
         self.d_x = x.encoder(c.discriminator_hidden)
         self.d_y = y.encoder(c.discriminator_y_hidden)
-        self.d_out = nn.Linear(c.discriminator_hidden + c.discriminator_y_hidden, 1)
+        self.d_head = self._head(c)
         if c.init_std is not None:
             for m in self.modules():
                 if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
                     nn.init.normal_(m.weight, 0.0, c.init_std)
-                    nn.init.zeros_(m.bias)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+        if c.discriminator == "projection":
+            # start as an unconditional D; the projection grows from zero (its gradient phi e^T is not zero)
+            nn.init.zeros_(self.d_head["embed"].weight)
+
+    @staticmethod
+    def _head(c: CGANConfig) -> nn.ModuleDict:
+        if c.discriminator == "projection":
+            return nn.ModuleDict({"psi": nn.Linear(c.discriminator_hidden, 1),
+                                  "embed": nn.Linear(c.discriminator_y_hidden, c.discriminator_hidden, bias=False)})
+        return nn.ModuleDict({"joint": nn.Sequential(
+            nn.Linear(c.discriminator_hidden + c.discriminator_y_hidden, c.joint_hidden), nn.LeakyReLU(0.2),
+            nn.Linear(c.joint_hidden, 1))})
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        d = [*self.d_x.parameters(), *self.d_y.parameters(), *self.d_out.parameters()]
+        d = [*self.d_x.parameters(), *self.d_y.parameters(), *self.d_head.parameters()]
         g = [*self.generator_y.parameters(), *self.generator.parameters()]
         return {"discriminator": d, "generator": g}
 
+    def incompatible_weights(self, weights: dict[str, torch.Tensor]) -> str | None:
+        """Why saved ``weights`` cannot load here, when they are an old additive-discriminator CGAN."""
+        if self.LEGACY_KEYS <= set(weights):
+            return ("a CGAN with the old additive discriminator (d_out on concatenated x and y features: its "
+                    "logit a(x) + b(y) cannot tell a matching pair from a mismatched one, so its generator never "
+                    "learnt to follow y); this cmmkit's discriminator sees x and y jointly. Retrain the run "
+                    "with `cmmkit train --model cgan`")
+        return None
+
     def discriminate(self, x: Value, y: Value) -> torch.Tensor:
-        return self.d_out(torch.cat([self.d_x(x), self.d_y(y)], dim=-1)).squeeze(-1)
+        """D's logit for each pair (x_i, y_i), shape (B,)."""
+        phi, e = self.d_x(x), self.d_y(y)
+        if self.config.discriminator == "projection":
+            return self.d_head["psi"](phi).squeeze(-1) + (self.d_head["embed"](e) * phi).sum(-1)
+        return self.d_head["joint"](torch.cat([phi, e], dim=-1)).squeeze(-1)
 
     def _fake(self, y: Value, noise_scale: float = 1.0) -> Value:
-        device = self.d_out.weight.device
+        device = next(self.generator.parameters()).device
         noise = torch.randn(batch_size(y), self.config.noise_dim, device=device) * noise_scale
         return self.generator.generate(torch.cat([noise, self.generator_y(y)], dim=-1), 0.0)
 
@@ -77,12 +122,16 @@ class CGAN(ConditionalModel):
 
     @torch.no_grad()
     def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
-        """No likelihood bound exists for a GAN; report how the discriminator sees real and fake."""
+        """No likelihood bound exists for a GAN; report how the discriminator sees real and fake
+        pairs, and real faces under another example's y (``d_mismatch``: low when D reads y)."""
         p = self.prepare(batch)
+        shifted = torch.roll(torch.arange(batch_size(p["y"]), device=p["x"].device), 1)
         return {"d_real": torch.sigmoid(self.discriminate(p["x"], p["y"])),
-                "d_fake": torch.sigmoid(self.discriminate(self._fake(p["y"]), p["y"]))}
+                "d_fake": torch.sigmoid(self.discriminate(self._fake(p["y"]), p["y"])),
+                "d_mismatch": torch.sigmoid(self.discriminate(p["x"], select(p["y"], shifted)))}
 
     @torch.no_grad()
     def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         """The generator's output for noise scaled by ``noise_scale`` (it has no output noise)."""
         return self._fake(self.y.prepare(y, dequantize=False), noise_scale)
+
