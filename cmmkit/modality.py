@@ -109,6 +109,12 @@ class Modality(ABC):
 
         raise ConfigError(f"the {self.name} modality cannot write outputs to files")
 
+    def demo_spec(self) -> Any:
+        """What ``cmmkit demo`` shows for this modality: a :class:`cmmkit.demo.spec.ModalityDemo`
+        (controls to give a value, views to show one, the upload kind ``from_user`` reads), or None
+        (the default) when it has nothing to show there."""
+        return None
+
 
 def to_device(value: Value, device: torch.device | str) -> Value:
     """Move a tensor or a (nested) dict of tensors to ``device``."""

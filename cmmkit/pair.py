@@ -117,3 +117,9 @@ class Pair(ABC):
         x_cls, y_cls = reg.modality(self.x_modality), reg.modality(self.y_modality)
         return (x_cls(x_cls.Options.model_validate(config.x.model_dump()), info["x"]),
                 y_cls(y_cls.Options.model_validate(config.y.model_dump()), info["y"]))
+
+    def demo_spec(self, config: PairConfig, data_dir: Path | None) -> Any:
+        """What ``cmmkit demo`` adds for this pair: a :class:`cmmkit.demo.spec.PairDemo` grouping y's
+        controls and listing examples of x to pick (``data_dir`` as in :meth:`load`; never
+        downloads), or None (the default): one group, no examples."""
+        return None
