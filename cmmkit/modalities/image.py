@@ -163,6 +163,13 @@ class ImageModality(Modality):
         arr = to_uint8(value).permute(0, 2, 3, 1).cpu().numpy()
         return [Image.fromarray(a.squeeze(-1) if a.shape[-1] == 1 else a) for a in arr]
 
+    def demo_spec(self) -> Any:
+        """``cmmkit demo``: outputs are shown as images; users may upload one (any size, cropped and
+        resized by :meth:`from_user`) to edit it or infer its condition."""
+        from cmmkit.demo.spec import ModalityDemo, View
+
+        return ModalityDemo(views=(View("image", "image"),), upload="image")
+
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Prepared images in [0, 1] -> uint8 pixels."""

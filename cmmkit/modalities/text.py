@@ -273,3 +273,11 @@ class TextModality(Modality):
         path.write_text("".join(f"{s}\n" for s in items), encoding="utf-8")
         return [path]
 
+    def demo_spec(self) -> Any:
+        """``cmmkit demo``: a sentence box as input (key ``text``), text as output, with a few sampled
+        alternatives beside the noise-free one (when the model has a latent to sample)."""
+        from cmmkit.demo.spec import ModalityDemo, Text, View
+
+        return ModalityDemo(controls=(Text("text", "A man rides a bike.", "sentence"),),
+                            views=(View("text", "text"),), alternatives=3)
+

@@ -142,6 +142,16 @@ class NamedVectorModality(Modality):
             value = value.clamp(torch.tensor(self.info["min"]), torch.tensor(self.info["max"]))
         return [dict(zip(self.names, row.tolist())) for row in value]
 
+    def demo_spec(self) -> Any:
+        """``cmmkit demo``: a slider per dimension over its training range, starting at the training
+        mean; unset dimensions are filled from a base (see the module docstring)."""
+        from cmmkit.demo.spec import ModalityDemo, Slider
+
+        lo, hi = self.bounds()
+        return ModalityDemo(controls=tuple(Slider(n, a, b, min(max(m, a), b), max(0.01, round((b - a) / 100, 3)))
+                                           for n, a, b, m in zip(self.names, lo, hi, self.info["mean"])),
+                            bases=("conditional", "mean"))
+
 
 def vector_info(names: list[str], train: torch.Tensor) -> dict[str, Any]:
     """The ``info`` of a named-vector modality from its training vectors (N, D): names, mean,

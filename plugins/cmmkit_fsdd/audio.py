@@ -194,6 +194,14 @@ class LogMelModality(Modality):
         plot_grid(cells, Path(path), row_labels=["real", "generated"])
         return True
 
+    def demo_spec(self) -> Any:
+        """``cmmkit demo``: generated speech as an audio player and its log-mel spectrogram."""
+        from cmmkit.demo.spec import ModalityDemo, View, audio_clip, heatmap
+
+        floor = math.log(wav.LOG_FLOOR)
+        return ModalityDemo(views=(View("audio", "speech", lambda s: audio_clip(s.waveform, s.sample_rate)),
+                                   View("image", "log-mel spectrogram", lambda s: heatmap(s.log_mel, 3, floor))))
+
 
 def plot_grid(rows: list[list[torch.Tensor]], path: Path, row_labels: list[str] | None = None,
               col_labels: list[str] | None = None, cell_titles: list[list[str]] | None = None,

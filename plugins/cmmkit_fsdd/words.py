@@ -193,3 +193,11 @@ class DigitTextModality(Modality):
                 item["speaker"] = self._words.get(row[1], UNK)
             out.append(item)
         return out
+
+    def demo_spec(self) -> Any:
+        """``cmmkit demo``: a box for the digit word (key ``text``) and, when y holds one, a speaker choice."""
+        from cmmkit.demo.spec import Choice, ModalityDemo, Text
+
+        speaker = (Choice("speaker", tuple(self.info["speakers"]), self.info["speakers"][0], "speaker"),)
+        return ModalityDemo(controls=(Text("text", "seven", "digit word (zero ... nine)"),
+                                      *(speaker if self.with_speaker else ())))
