@@ -193,3 +193,9 @@ class LFWFacesAttrs(Pair):
         hint = (f" Found here: {', '.join(present)}; pick one with --set pair.attributes_file=NAME."
                 if present else f" Download {ATTRIBUTES.url} and put it at {path}.")
         raise DataError(f"attribute file {path} not found.{hint}")
+
+    def demo_spec(self, config: LFWConfig, data_dir: Path | None) -> Any:  # type: ignore[override]
+        """``cmmkit demo``: the attributes in groups and the test faces by person (:mod:`cmmkit_lfw.demo`)."""
+        from cmmkit_lfw.demo import demo_spec
+
+        return demo_spec(config, data_dir)
