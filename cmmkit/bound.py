@@ -47,7 +47,7 @@ def elbo(model: Any, batch: dict[str, Any], noise_scale: float = 1.0) -> BoundTe
     """Eq. 6 (CMMA) / eq. 13 (CVAE) per example on a prepared batch."""
     x, y = batch["x"], batch["y"]
     q, p = posterior_and_prior(model, x, y)
-    z = q.rsample(noise_scale)
+    z = q.sample_code(noise_scale)
     return BoundTerms(model.log_likelihood(z, x, y), q.kl(p), p)
 
 
@@ -55,7 +55,7 @@ def y_surrogate(model: Any, batch: dict[str, Any], prior: DiagonalGaussian | Non
     """E_{p(z|y)} log q(y|z) of §2.1, the stand-in for log p(y) (one sample), shape (B,).
     Pass ``prior`` (e.g. ``BoundTerms.prior``) to reuse an already computed p(z | y)."""
     y = batch["y"]
-    z = (prior if prior is not None else model.prior(y)).rsample()
+    z = (prior if prior is not None else model.prior(y)).sample_code()
     return model.y_decoder.log_prob(z, y)
 
 
@@ -73,8 +73,8 @@ def importance_log_likelihood(model: Any, batch: dict[str, Any], k: int, chunk: 
     for start in range(0, k, chunk):
         n = min(chunk, k - start)
         # n samples for every example at once: rows are [sample 0 of all examples, sample 1, ...]
-        qn, pn = _tile_gaussian(q, n), _tile_gaussian(p, n)
-        z = qn.rsample()
+        qn, pn = q.tile(n), p.tile(n)
+        z = qn.sample_code()
         w = model.log_likelihood(z, _tile(x, n), _tile(y, n)) + pn.log_prob(z) - qn.log_prob(z)
         weights.append(w.view(n, -1))
     return torch.logsumexp(torch.cat(weights), dim=0) - math.log(k)
@@ -85,10 +85,6 @@ def _tile(value: Any, n: int) -> Any:
     if isinstance(value, dict):
         return {key: _tile(v, n) for key, v in value.items()}
     return value.repeat(n, *([1] * (value.dim() - 1)))
-
-
-def _tile_gaussian(d: DiagonalGaussian, n: int) -> DiagonalGaussian:
-    return DiagonalGaussian(_tile(d.mu, n), _tile(d.logvar, n), d.event_dims)
 
 
 def bits_per_dim(nats: torch.Tensor | float, dims: int, discrete_log_offset: float) -> float:

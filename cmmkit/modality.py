@@ -12,6 +12,7 @@ them with :func:`to_device` and slices them with :func:`batch_size`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,49 @@ from torch import nn
 Value = Any  # torch.Tensor or dict[str, torch.Tensor]
 
 
+@dataclass
+class Code:
+    """Features with positions: what a positional encoder returns and a positional decoder reads
+    as memory (a structured latent z is one too).
+
+    ``features`` has shape (B, *S, D): D features at each of the positions S (e.g. one per source
+    token, S = (L,)); ``mask`` (B, *S) is True at real positions and False at padding (None: all
+    real). A flat code -- one vector per example, the paper's latent -- is the case S = (), written
+    as a plain (B, D) tensor: encoders of fixed-size modalities (images, attribute vectors) return
+    tensors, and every function taking a code accepts both (see :func:`code_parts`).
+    """
+
+    features: torch.Tensor
+    mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.features.dim() < 2:
+            raise ValueError(f"a code has shape (B, *S, D); got {tuple(self.features.shape)}")
+        if self.mask is not None and tuple(self.mask.shape) != tuple(self.features.shape[:-1]):
+            raise ValueError(f"code mask of shape {tuple(self.mask.shape)} does not fit features of shape "
+                             f"{tuple(self.features.shape)}: expected {tuple(self.features.shape[:-1])}")
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        return tuple(self.features.shape[1:-1])
+
+    def with_features(self, features: torch.Tensor) -> "Code":
+        """The same positions and mask carrying other features (e.g. a linear map of these)."""
+        return Code(features, self.mask)
+
+
+def code_parts(code: "torch.Tensor | Code") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(features (B, *S, D), mask (B, *S) or None) of a code given as a :class:`Code` or a flat tensor."""
+    if isinstance(code, Code):
+        return code.features, code.mask
+    return code, None
+
+
+def has_positions(code: "torch.Tensor | Code") -> bool:
+    """Whether a code has positions (S non-empty)."""
+    return code_parts(code)[0].dim() > 2
+
+
 class ModalityOptions(BaseModel):
     """Options of a modality (network sizes, likelihood settings). Subclass per modality."""
 
@@ -29,18 +73,20 @@ class ModalityOptions(BaseModel):
 
 
 class Decoder(nn.Module, ABC):
-    """Maps a latent code (B, in_features) to a distribution over the modality and scores it.
+    """Maps a code -- a flat (B, in_features) tensor, or a :class:`Code` (B, *S, in_features) with a
+    mask for modalities whose ``positional`` is True -- to a distribution over the modality and
+    scores it.
 
     ``forward`` returns an object with ``log_prob(x)`` and ``rsample(noise_scale)`` (for instance a
     :class:`~cmmkit.distributions.DiagonalGaussian`). Autoregressive decoders override
     :meth:`log_prob` (teacher forcing) and :meth:`generate` instead.
     """
 
-    def log_prob(self, h: torch.Tensor, x: Value) -> torch.Tensor:
+    def log_prob(self, h: "torch.Tensor | Code", x: Value) -> torch.Tensor:
         """log p(x | h) per example, shape (B,), in nats, for a prepared value ``x``."""
         return self(h).log_prob(x)
 
-    def generate(self, h: torch.Tensor, noise_scale: float = 0.0) -> Value:
+    def generate(self, h: "torch.Tensor | Code", noise_scale: float = 0.0) -> Value:
         """A prepared value decoded from ``h``; ``noise_scale=0`` gives the distribution's mean/mode."""
         return self(h).rsample(noise_scale)
 
@@ -54,6 +100,10 @@ class Modality(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[ModalityOptions]] = ModalityOptions
+    #: True when the encoder returns a :class:`Code` with positions (one per token, frame...) and the
+    #: decoder reads such a code as memory (it must also read a flat (B, D) code as one position).
+    #: A latent conditioned on a positional y has y's positions (structured latents).
+    positional: ClassVar[bool] = False
 
     def __init__(self, options: ModalityOptions, info: dict[str, Any]) -> None:
         self.options = options
@@ -77,11 +127,13 @@ class Modality(ABC):
     # --- networks -----------------------------------------------------------------------
     @abstractmethod
     def encoder(self, out_features: int) -> nn.Module:
-        """A network mapping a prepared value to features (B, out_features), ending in a nonlinearity."""
+        """A network mapping a prepared value to features ending in a nonlinearity: a (B, out_features)
+        tensor, or for a ``positional`` modality a :class:`Code` (B, *S, out_features) with its mask."""
 
     @abstractmethod
     def decoder(self, in_features: int) -> Decoder:
-        """A network mapping (B, in_features) to this modality's likelihood."""
+        """A network mapping a code with ``in_features`` features (flat, or positional when this
+        modality is ``positional``) to this modality's likelihood."""
 
     # --- users --------------------------------------------------------------------------
     @abstractmethod

@@ -10,14 +10,16 @@ the pair trains it on the training split (:func:`train_tokenizer`) and puts its 
 which every checkpoint keeps; raw values carry the tokenizer's fingerprint so a run never reads ids
 made by another tokenizer without a clear error.
 
-Networks come from ``transformers`` configured from scratch: a small ``BertModel`` encoder read
-out by learned attention-pooling queries into (B, out) features, and a causal ``BertModel`` decoder
-(is_decoder, with cross-attention to a few memory slots projected from the latent/conditioning vector).
+Text is ``positional``: the encoder returns one feature vector per token (a :class:`Code` with the
+padding mask), so a latent conditioned on a sentence has one Gaussian per source token, and the
+decoder cross-attends over such a code (masked) as a Transformer's decoder attends over its encoder's
+output. Networks come from ``transformers`` configured from scratch: a small ``BertModel`` encoder and
+a causal ``BertModel`` decoder (is_decoder, with cross-attention to the code). A flat code (B, D)
+is read as a single memory position.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ from cmmkit.modalities.text_tokenizer import (  # noqa: F401  (re-exported)
     train_tokenizer,
     wrap_tokenizer,
 )
-from cmmkit.modality import Decoder, Modality, Value
+from cmmkit.modality import Code, Decoder, Modality, Value, code_parts
 
 
 # --- networks ------------------------------------------------------------------------------
@@ -52,90 +54,103 @@ def _bert_config(o: TextOptions, vocab: int, decoder: bool, pad_id: int) -> Any:
 
     if o.hidden % o.heads:
         raise ConfigError(f"text hidden={o.hidden} must be a multiple of heads={o.heads}")
-    return BertConfig(vocab_size=vocab, hidden_size=o.hidden, num_hidden_layers=o.layers, num_attention_heads=o.heads,
+    layers = o.layers if decoder or o.encoder_layers is None else o.encoder_layers
+    return BertConfig(vocab_size=vocab, hidden_size=o.hidden, num_hidden_layers=layers, num_attention_heads=o.heads,
                       intermediate_size=o.ff, hidden_dropout_prob=o.dropout, attention_probs_dropout_prob=o.dropout,
                       max_position_embeddings=o.max_positions, type_vocab_size=1, pad_token_id=pad_id,
                       is_decoder=decoder, add_cross_attention=decoder, use_cache=False)
 
 
 class TextEncoder(nn.Module):
-    """Sentence -> (B, out) features: BERT layers, ``slots`` learned queries attend over the tokens
-    (attention pooling keeps more than one mean vector), flattened, linear, tanh."""
+    """Sentence -> a :class:`Code` of one feature vector per token (B, L, out) with the padding mask:
+    BERT layers, then a linear map and tanh at each position."""
 
     def __init__(self, o: TextOptions, vocab: int, out_features: int, sp: Specials = OURS) -> None:
         super().__init__()
         from transformers import BertModel
 
         self.bert = BertModel(_bert_config(o, vocab, decoder=False, pad_id=sp.pad), add_pooling_layer=False)
-        self.queries = nn.Parameter(torch.randn(o.slots, o.hidden) * o.hidden ** -0.5)
-        self.out = nn.Sequential(nn.Linear(o.slots * o.hidden, out_features), nn.Tanh())
+        self.out = nn.Sequential(nn.Linear(o.hidden, out_features), nn.Tanh())
 
-    def forward(self, x: Value) -> torch.Tensor:
-        h = self.bert(input_ids=x["ids"], attention_mask=x["mask"].long()).last_hidden_state  # (B, L, d)
-        scores = torch.einsum("kd,bld->bkl", self.queries, h) / math.sqrt(h.shape[-1])
-        scores = scores.masked_fill(~x["mask"][:, None, :], float("-inf"))
-        pooled = torch.einsum("bkl,bld->bkd", scores.softmax(-1), h)
-        return self.out(pooled.flatten(1))
+    def forward(self, x: Value) -> Code:
+        mask = x["mask"].bool()
+        h = self.bert(input_ids=x["ids"], attention_mask=mask.long()).last_hidden_state  # (B, L, d)
+        return Code(self.out(h), mask)
 
 
 class TextDecoder(Decoder):
-    """p(sentence | h): h projected into ``slots`` memory vectors, read by the cross-attention of a
-    causal BERT decoder (is_decoder, add_cross_attention) with a tied output layer. ``log_prob`` is
-    the exact teacher-forced log-likelihood; ``generate`` is beam
-    search (greedy at beam 1) at noise 0 and ancestral sampling at temperature ``noise_scale`` > 0."""
+    """p(sentence | code): the code's positions (a structured latent, one per source token, or a flat
+    code as one position) projected to the decoder's width and read, masked, by the cross-attention of
+    a causal BERT decoder (is_decoder, add_cross_attention) with a tied output layer. It reads nothing
+    else. ``log_prob`` is the exact teacher-forced log-likelihood; ``generate`` is beam search (greedy
+    at beam 1) at noise 0 and ancestral sampling at temperature ``noise_scale`` > 0."""
 
     def __init__(self, o: TextOptions, vocab: int, in_features: int, sp: Specials = OURS) -> None:
         super().__init__()
         from transformers import BertModel
 
         self.o, self.vocab, self.sp = o, vocab, sp
-        self.memory = nn.Sequential(nn.Linear(in_features, o.slots * o.hidden), nn.Unflatten(1, (o.slots, o.hidden)),
-                                    nn.LayerNorm(o.hidden))
+        self.memory_in = nn.Sequential(nn.Linear(in_features, o.hidden), nn.LayerNorm(o.hidden))
         self.lm = BertModel(_bert_config(o, vocab, decoder=True, pad_id=sp.pad), add_pooling_layer=False)
         # output layer tied to the input embeddings by hand: transformers' own tying shares tensors,
         # which safetensors checkpoints refuse
         self.out_bias = nn.Parameter(torch.zeros(vocab))
 
-    def _logits(self, ids: torch.Tensor, mask: torch.Tensor | None, memory: torch.Tensor) -> torch.Tensor:
+    def memory(self, h: torch.Tensor | Code) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(memory (B, S, hidden), its mask (B, S) or None) of a code; a flat (B, D) code is one position."""
+        feats, mask = code_parts(h)
+        if feats.dim() == 2:
+            feats = feats[:, None, :]
+        elif feats.dim() > 3:  # several position axes (e.g. a grid): one sequence of positions
+            feats = feats.flatten(1, -2)
+            mask = None if mask is None else mask.flatten(1)
+        return self.memory_in(feats), mask
+
+    def _logits(self, ids: torch.Tensor, mask: torch.Tensor | None, memory: torch.Tensor,
+                memory_mask: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, L, V) of the token after each position (teacher forcing)."""
         h = self.lm(input_ids=ids, attention_mask=None if mask is None else mask.long(),
-                    encoder_hidden_states=memory).last_hidden_state
+                    encoder_hidden_states=memory,
+                    encoder_attention_mask=None if memory_mask is None else memory_mask.long()).last_hidden_state
         return F.linear(h, self.lm.embeddings.word_embeddings.weight, self.out_bias)
 
-    def _step(self, last: torch.Tensor, memory: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+    def _step(self, last: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None,
+              cache: Any) -> tuple[torch.Tensor, Any]:
         """Next-token logits (N, V) for the newest tokens ``last`` (N, 1), reusing the key/value cache
         of the earlier positions (transformers' EncoderDecoderCache; None on the first step)."""
-        out = self.lm(input_ids=last, encoder_hidden_states=memory, cache=cache, use_cache=True)
+        out = self.lm(input_ids=last, encoder_hidden_states=memory,
+                      encoder_attention_mask=None if memory_mask is None else memory_mask.long(),
+                      cache=cache, use_cache=True)
         h = out.last_hidden_state[:, -1]
         return F.linear(h, self.lm.embeddings.word_embeddings.weight, self.out_bias).float(), out.cache
 
-    def log_prob(self, h: torch.Tensor, x: Value) -> torch.Tensor:
+    def log_prob(self, h: torch.Tensor | Code, x: Value) -> torch.Tensor:
         ids, mask = x["ids"], x["mask"]
         inputs = ids[:, :-1]
         if self.training and self.o.word_dropout > 0:  # never the BOS at position 0, never padding
             drop = torch.rand(inputs.shape, device=inputs.device) < self.o.word_dropout
             drop[:, 0] = False
             inputs = torch.where(drop & mask[:, :-1].bool(), torch.full_like(inputs, self.sp.unk), inputs)
-        logits = self._logits(inputs, mask[:, :-1], self.memory(h))
+        logits = self._logits(inputs, mask[:, :-1], *self.memory(h))
         nll = F.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="none")
         return -(nll.view(ids.shape[0], -1) * mask[:, 1:]).sum(1)
 
     @torch.no_grad()
-    def generate(self, h: torch.Tensor, noise_scale: float = 0.0) -> Value:
-        memory = self.memory(h)
+    def generate(self, h: torch.Tensor | Code, noise_scale: float = 0.0) -> Value:
+        memory, memory_mask = self.memory(h)
         if noise_scale > 0 or self.o.beam_size == 1:
-            ids = self._sample(memory, noise_scale)
+            ids = self._sample(memory, memory_mask, noise_scale)
         else:
-            ids = self._beam(memory, self.o.beam_size)
+            ids = self._beam(memory, memory_mask, self.o.beam_size)
         return finish(ids, self.sp)
 
-    def _sample(self, memory: torch.Tensor, temperature: float) -> torch.Tensor:
+    def _sample(self, memory: torch.Tensor, memory_mask: torch.Tensor | None, temperature: float) -> torch.Tensor:
         b = memory.shape[0]
         ids = torch.full((b, 1), self.sp.bos, dtype=torch.long, device=memory.device)
         done = torch.zeros(b, dtype=torch.bool, device=memory.device)
         cache = None
         for _ in range(self.o.max_decode_length - 1):
-            logits, cache = self._step(ids[:, -1:], memory, cache)
+            logits, cache = self._step(ids[:, -1:], memory, memory_mask, cache)
             if temperature > 0:
                 nxt = torch.multinomial(F.softmax(logits / temperature, -1), 1).squeeze(1)
             else:
@@ -147,9 +162,10 @@ class TextDecoder(Decoder):
                 break
         return ids
 
-    def _beam(self, memory: torch.Tensor, k: int) -> torch.Tensor:
+    def _beam(self, memory: torch.Tensor, memory_mask: torch.Tensor | None, k: int) -> torch.Tensor:
         b, dev = memory.shape[0], memory.device
         mem = memory.repeat_interleave(k, 0)
+        mem_mask = None if memory_mask is None else memory_mask.repeat_interleave(k, 0)
         ids = torch.full((b * k, 1), self.sp.bos, dtype=torch.long, device=dev)
         scores = torch.full((b, k), float("-inf"), device=dev)
         scores[:, 0] = 0.0  # all beams start identical: keep one
@@ -158,7 +174,7 @@ class TextDecoder(Decoder):
         lengths = torch.ones(b * k, device=dev)
         cache = None
         for _ in range(self.o.max_decode_length - 1):
-            logits, cache = self._step(ids[:, -1:], mem, cache)
+            logits, cache = self._step(ids[:, -1:], mem, mem_mask, cache)
             logp = F.log_softmax(logits, -1)
             # a finished beam continues only with [PAD] at no cost
             logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
@@ -192,6 +208,7 @@ class TextModality(Modality):
 
     name = "text"
     Options = TextOptions
+    positional = True
     options: TextOptions
 
     def __init__(self, options: TextOptions, info: dict[str, Any]) -> None:

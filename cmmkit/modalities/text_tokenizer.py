@@ -43,7 +43,8 @@ class TextOptions(ModalityOptions):
     layers: int = Field(2, ge=1, description="transformer layers (encoder and decoder each)")
     heads: int = Field(4, ge=1)
     ff: int = Field(512, ge=8, description="feed-forward width")
-    slots: int = Field(8, ge=1, description="pooling queries of the encoder / memory slots of the decoder")
+    encoder_layers: int | None = Field(None, ge=1, description="layers of this side's encoder when it differs from "
+                                       "``layers`` (e.g. a light encoder of the target for CMMA's posterior h)")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="decoder inputs replaced by [UNK] with this "
                                 "probability while training (Bowman et al. 2016): the decoder must read h")

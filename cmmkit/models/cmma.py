@@ -20,8 +20,10 @@ from torch import nn
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
-from cmmkit.modality import Modality, Value
-from cmmkit.models.latent import LOGVAR_MAX, LOGVAR_MIN, GaussianHead, LatentConfig, LatentModel, ResidualGaussianHead
+from cmmkit.modality import Code, Modality, Value
+from cmmkit.errors import ConfigError
+from cmmkit.models.latent import (LOGVAR_MAX, LOGVAR_MIN, GaussianHead, LatentConfig, LatentModel, PosteriorFeatures,
+                                  ResidualGaussianHead)
 
 
 class CMMAConfig(LatentConfig):
@@ -32,6 +34,8 @@ class CMMAConfig(LatentConfig):
     residual_posterior: bool = Field(False, description="h gives q(z | x, y) as p(z | y) plus a correction that "
                                      "starts at zero (needs posterior=xy); against posterior collapse with "
                                      "autoregressive decoders")
+    share_y_encoder: bool = Field(False, description="h reads y through f's own encoder (y encoded once per step, "
+                                  "shared by p and q) instead of a separate encoder of posterior_y_hidden")
     prior_logvar_max: float = Field(LOGVAR_MAX, ge=LOGVAR_MIN, le=LOGVAR_MAX, description="soft upper limit of f's log "
                                     "sigma^2; a low limit keeps the noise of z from drowning y's signal")
 
@@ -40,6 +44,8 @@ class CMMAConfig(LatentConfig):
         if self.residual_posterior and self.posterior != "xy":
             raise ValueError("residual_posterior=true needs posterior=xy: q(z | x) alone cannot be given "
                              "relative to p(z | y)")
+        if self.share_y_encoder and self.posterior != "xy":
+            raise ValueError("share_y_encoder=true needs posterior=xy: with posterior=x, h does not read y")
         return self
 
 
@@ -52,11 +58,16 @@ class CMMA(LatentModel):
     def __init__(self, config: CMMAConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
         c = config
+        if y.positional and c.posterior == "x":
+            raise ConfigError(f"model.posterior=x cannot be used with a {y.name} condition: the latent has one "
+                              "Gaussian per position of y, and q(z | x) cannot know y's positions; use posterior=xy")
         self.prior_net = nn.Sequential(y.encoder(c.prior_hidden),
                                        GaussianHead(c.prior_hidden, c.latent_dim, c.logvar_init, c.prior_logvar_max))
         self.x_encoder = x.encoder(c.posterior_hidden)
-        self.y_encoder = y.encoder(c.posterior_y_hidden) if c.posterior == "xy" else None
-        features = c.posterior_hidden + (c.posterior_y_hidden if self.y_encoder is not None else 0)
+        self.y_encoder = y.encoder(c.posterior_y_hidden) if c.posterior == "xy" and not c.share_y_encoder else None
+        y_features = 0 if c.posterior == "x" else c.prior_hidden if c.share_y_encoder else c.posterior_y_hidden
+        self.posterior_features = PosteriorFeatures(c.posterior_hidden, y_features, x.positional, y.positional)
+        features = self.posterior_features.out_features
         self.posterior_head = (ResidualGaussianHead(features, c.latent_dim) if c.residual_posterior
                                else GaussianHead(features, c.latent_dim, c.logvar_init))
         self.decoder = x.decoder(c.latent_dim)
@@ -66,17 +77,22 @@ class CMMA(LatentModel):
         return self.prior_net(y)
 
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
-        return self.posterior_and_prior(x, y)[0] if self.config.residual_posterior else self._posterior(x, y)
+        if self.config.residual_posterior or self.config.share_y_encoder:
+            return self.posterior_and_prior(x, y)[0]
+        return self._posterior(x, y)
 
     def posterior_and_prior(self, x: Value, y: Value) -> tuple[DiagonalGaussian, DiagonalGaussian]:
-        """q and p from one pass of f (the residual posterior is built on that very p)."""
-        p = self.prior(y)
-        return self._posterior(x, y, p), p
+        """q and p from one pass of f: y is encoded once (h reads f's code of y with
+        ``share_y_encoder``) and the residual posterior is built on that very p."""
+        y_code = self.prior_net[0](y)
+        p = self.prior_net[1](y_code)
+        return self._posterior(x, y, p, y_code if self.config.share_y_encoder else None), p
 
-    def _posterior(self, x: Value, y: Value, prior: DiagonalGaussian | None = None) -> DiagonalGaussian:
-        feats = self.x_encoder(x)
-        if self.y_encoder is not None:
-            feats = torch.cat([feats, self.y_encoder(y)], dim=-1)
+    def _posterior(self, x: Value, y: Value, prior: DiagonalGaussian | None = None,
+                   y_code: torch.Tensor | None = None) -> DiagonalGaussian:
+        if self.config.posterior == "xy" and y_code is None:
+            y_code = self.y_encoder(y)
+        feats = self.posterior_features(self.x_encoder(x), y_code)
         if self.config.residual_posterior:
             return self.posterior_head(feats, prior)
         return self.posterior_head(feats)
@@ -93,7 +109,14 @@ class CMMA(LatentModel):
         """Steps 1-4 of §4.5 on raw values: mu_h(x, y_new) + (mu_f(y_new) - mu_f(y_orig))."""
         xp = self.x.prepare(x, dequantize=False)
         yo, yn = self.y.prepare(y_orig, dequantize=False), self.y.prepare(y_new, dequantize=False)
-        return self.posterior(xp, yn).mean + (self.prior(yn).mean - self.prior(yo).mean)
+        q_new, p_new = self.posterior_and_prior(xp, yn)
+        p_orig = self.prior(yo)
+        if p_orig.mu.shape != p_new.mu.shape or (p_orig.mask is not None and not torch.equal(p_orig.mask, p_new.mask)):
+            raise ConfigError(f"cannot edit: the latent of the original condition has positions "
+                              f"{p_orig.positions or '()'} and the new one's {p_new.positions or '()'}; §4.5's "
+                              "edit moves z by f(y_new) - f(y_orig) position by position, so both conditions must "
+                              "have the same positions (e.g. sentences of the same token length)")
+        return _with_mask(q_new.mean + (p_new.mean - p_orig.mean), p_new)
 
     @torch.no_grad()
     def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
@@ -117,3 +140,8 @@ class CMMA(LatentModel):
                               "such a run to infer with")
         z = self.posterior(self.x.prepare(x, dequantize=False), None).mean
         return self.y_decoder.generate(z, 0.0)
+
+
+def _with_mask(z: torch.Tensor, like: DiagonalGaussian) -> torch.Tensor | Code:
+    """A latent value as the decoder reads it, with the positions and mask of ``like``."""
+    return Code(z, like.mask) if like.event_dims > 1 else z

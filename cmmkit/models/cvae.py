@@ -13,8 +13,9 @@ import torch
 from pydantic import Field
 
 from cmmkit.distributions import DiagonalGaussian, standard_normal_like
-from cmmkit.modality import Modality, Value, batch_size
-from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel
+from cmmkit.errors import ConfigError
+from cmmkit.modality import Code, Modality, Value, batch_size, code_parts
+from cmmkit.models.latent import GaussianHead, LatentConfig, LatentModel, PosteriorFeatures
 
 
 class CVAEConfig(LatentConfig):
@@ -35,18 +36,28 @@ class CVAE(LatentModel):
         c = config
         self.x_encoder = x.encoder(c.posterior_hidden)
         self.y_encoder = y.encoder(c.posterior_y_hidden)
-        self.posterior_head = GaussianHead(c.posterior_hidden + c.posterior_y_hidden, c.latent_dim, c.logvar_init)
+        self.posterior_features = PosteriorFeatures(c.posterior_hidden, c.posterior_y_hidden, x.positional,
+                                                    y.positional)
+        self.posterior_head = GaussianHead(self.posterior_features.out_features, c.latent_dim, c.logvar_init)
         self.decoder_y = y.encoder(c.decoder_y_hidden)
         self.decoder = x.decoder(c.latent_dim + c.decoder_y_hidden)
 
     def prior(self, y: Value) -> DiagonalGaussian:
-        return _standard_normal(self, y)
+        """N(0, I) at the positions of y's code (one vector per example for a flat y)."""
+        if not self.y.positional:
+            return _standard_normal(self, y)
+        feats, mask = code_parts(self.decoder_y(y))
+        return standard_normal_like(feats.new_zeros(*feats.shape[:-1], self.config.latent_dim), mask)
 
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
-        return self.posterior_head(torch.cat([self.x_encoder(x), self.y_encoder(y)], dim=-1))
+        return self.posterior_head(self.posterior_features(self.x_encoder(x), self.y_encoder(y)))
 
-    def decoder_input(self, z: torch.Tensor, y: Value) -> torch.Tensor:
-        return torch.cat([z, self.decoder_y(y)], dim=-1)
+    def decoder_input(self, z: torch.Tensor | Code, y: Value) -> torch.Tensor | Code:
+        """(z, y): y's decoder features joined to z position by position (eq. 13's p(x | y, z))."""
+        zf, mask = code_parts(z)
+        yf, _ = code_parts(self.decoder_y(y))
+        joined = torch.cat([zf, yf], dim=-1)
+        return Code(joined, mask) if joined.dim() > 2 else joined
 
     @torch.no_grad()
     def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
@@ -54,7 +65,11 @@ class CVAE(LatentModel):
         it shows), then p(x | z, y_new) at noise 0 (the same face told to show y_new)."""
         xp = self.x.prepare(x, dequantize=False)
         yo, yn = self.y.prepare(y_orig, dequantize=False), self.y.prepare(y_new, dequantize=False)
-        return self.decoder.generate(self.decoder_input(self.posterior(xp, yo).mean, yn), 0.0)
+        q = self.posterior(xp, yo)
+        if self.y.positional and code_parts(self.decoder_y(yn))[0].shape[:-1] != q.mu.shape[:-1]:
+            raise ConfigError("cannot edit: the new condition's positions differ from the original's, and the "
+                              "CVAE joins z to y position by position (use conditions of the same token length)")
+        return self.decoder.generate(self.decoder_input(q.sample_code(0.0), yn), 0.0)
 
 
 class VAEConfig(LatentConfig):
@@ -71,6 +86,9 @@ class VAE(LatentModel):
 
     def __init__(self, config: VAEConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
+        if x.positional:
+            raise ConfigError(f"model.name=vae cannot model a {x.name} x: its latent would have x's positions, "
+                              "which generation from the prior cannot know; use cmma, cvae or direct")
         self.x_encoder = x.encoder(config.posterior_hidden)
         self.posterior_head = GaussianHead(config.posterior_hidden, config.latent_dim, config.logvar_init)
         self.decoder = x.decoder(config.latent_dim)

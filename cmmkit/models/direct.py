@@ -17,8 +17,17 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from cmmkit.modality import Modality, Value
+from cmmkit.modality import Code, Modality, Value, code_parts
 from cmmkit.models.base import ConditionalModel, ModelConfig
+
+
+class _CodeLinear(nn.Linear):
+    """A linear map of a code's features, position by position (keeps a Code's mask)."""
+
+    def forward(self, code: torch.Tensor | Code) -> torch.Tensor | Code:  # type: ignore[override]
+        feats, mask = code_parts(code)
+        out = super().forward(feats)
+        return Code(out, mask) if isinstance(code, Code) else out
 
 
 class DirectConfig(ModelConfig):
@@ -36,11 +45,12 @@ class Direct(ConditionalModel):
 
     def __init__(self, config: DirectConfig, x: Modality, y: Modality) -> None:
         super().__init__(config, x, y)
-        self.encoder = nn.Sequential(y.encoder(config.hidden), nn.Linear(config.hidden, config.code_dim))
+        self.encoder = nn.Sequential(y.encoder(config.hidden), _CodeLinear(config.hidden, config.code_dim))
         self.decoder = x.decoder(config.code_dim)
 
-    def code(self, y: Value) -> torch.Tensor:
-        """The decoder's input for a prepared y."""
+    def code(self, y: Value) -> torch.Tensor | Code:
+        """The decoder's input for a prepared y: a flat code, or one per position of y (with y's mask),
+        the shape CMMA's structured latent has."""
         return self.encoder(y)
 
     def log_likelihood(self, batch: dict[str, Value]) -> torch.Tensor:

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
-from cmmkit.modality import Decoder, Value
+from cmmkit.modality import Code, Decoder, Value, code_parts
 from cmmkit.models.base import ConditionalModel, ModelConfig
 
 
@@ -50,8 +50,12 @@ class GaussianHead(nn.Module):
         if logvar_init:
             nn.init.constant_(self.logvar.bias, logvar_init)
 
-    def forward(self, h: torch.Tensor) -> DiagonalGaussian:
-        return DiagonalGaussian(self.mu(h), soft_clamp_logvar(self.logvar(h), self.logvar_max))
+    def forward(self, h: torch.Tensor | Code) -> DiagonalGaussian:
+        """One Gaussian per example (flat h: (B, F) -> (B, D)) or per position (a Code (B, *S, F) ->
+        a latent (B, *S, D) carrying the code's mask)."""
+        feats, mask = code_parts(h)
+        return DiagonalGaussian(self.mu(feats), soft_clamp_logvar(self.logvar(feats), self.logvar_max),
+                                feats.dim() - 1, mask)
 
 
 class ResidualGaussianHead(nn.Module):
@@ -76,10 +80,61 @@ class ResidualGaussianHead(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, h: torch.Tensor, reference: DiagonalGaussian) -> DiagonalGaussian:
+    def forward(self, h: torch.Tensor | Code, reference: DiagonalGaussian) -> DiagonalGaussian:
+        feats, _ = code_parts(h)
         # hard clamp: p's log-variance is already soft-clamped, and q must equal p exactly at the start
-        logvar = (reference.logvar + self.logvar(h)).clamp(LOGVAR_MIN, LOGVAR_MAX)
-        return DiagonalGaussian(reference.mu + reference.std * self.mu(h), logvar)
+        logvar = (reference.logvar + self.logvar(feats)).clamp(LOGVAR_MIN, LOGVAR_MAX)
+        return DiagonalGaussian(reference.mu + reference.std * self.mu(feats), logvar, reference.event_dims,
+                                reference.mask)
+
+
+class PosteriorFeatures(nn.Module):
+    """h's input: what x says, at the latent's positions, beside what y says there.
+
+    The latent has the positions of y's code (p(z | y) gives one Gaussian per position of y), so h
+    must describe x at those positions:
+    - flat x, flat y (LFW, FSDD): the two feature vectors concatenated, as in §2.2;
+    - positional x and y (translation): each y position attends over x's positions (one cross-
+      attention layer with a residual connection and a feed-forward block), then concatenated with y's
+      own features there;
+    - flat x, positional y: x's vector is broadcast to every y position;
+    - positional x, flat y: x's positions are averaged (masked) into one vector.
+    Shapes decide, never the modality's kind. Without y (``posterior: x``) x's features are used
+    alone and must be flat, since then the latent's positions cannot follow y's.
+    """
+
+    def __init__(self, x_features: int, y_features: int, x_positional: bool, y_positional: bool,
+                 heads: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.attend = x_positional and y_positional
+        self.out_features = x_features + y_features
+        if self.attend:
+            heads = heads if x_features % heads == 0 else 1
+            self.query = nn.Linear(y_features, x_features)
+            self.attention = nn.MultiheadAttention(x_features, heads, dropout=dropout, batch_first=True)
+            self.norm1, self.norm2 = nn.LayerNorm(x_features), nn.LayerNorm(x_features)
+            self.ff = nn.Sequential(nn.Linear(x_features, 2 * x_features), nn.GELU(), nn.Dropout(dropout),
+                                    nn.Linear(2 * x_features, x_features))
+
+    def forward(self, x_code: torch.Tensor | Code, y_code: torch.Tensor | Code | None) -> torch.Tensor | Code:
+        xf, xm = code_parts(x_code)
+        if y_code is None:
+            return x_code
+        yf, ym = code_parts(y_code)
+        if self.attend:
+            q = self.query(yf)
+            pad = None if xm is None else ~xm
+            att, _ = self.attention(q, xf, xf, key_padding_mask=pad, need_weights=False)
+            h = self.norm1(q + att)
+            h = self.norm2(h + self.ff(h))
+            return Code(torch.cat([h, yf], dim=-1), ym)
+        if xf.dim() > 2:  # positional x, flat y: masked mean over x's positions
+            w = torch.ones(xf.shape[:-1], device=xf.device) if xm is None else xm.to(xf.dtype)
+            xf = (xf * w.unsqueeze(-1)).flatten(1, -2).sum(1) / w.flatten(1).sum(1, keepdim=True).clamp_min(1.0)
+        if yf.dim() > 2:  # flat x, positional y: broadcast x to every position
+            xf = xf.view(xf.shape[0], *([1] * (yf.dim() - 2)), xf.shape[-1]).expand(*yf.shape[:-1], xf.shape[-1])
+            return Code(torch.cat([xf, yf], dim=-1), ym)
+        return torch.cat([xf, yf], dim=-1)
 
 
 class LatentModel(ConditionalModel):
@@ -96,11 +151,12 @@ class LatentModel(ConditionalModel):
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
         """q(z | x, y) (or q(z | x))."""
 
-    def decoder_input(self, z: torch.Tensor, y: Value) -> torch.Tensor:
-        """What the decoder g reads: z for CMMA/VAE, (z, y) for a CVAE."""
+    def decoder_input(self, z: torch.Tensor | Code, y: Value) -> torch.Tensor | Code:
+        """What the decoder g reads: z for CMMA/VAE, (z, y) for a CVAE. ``z`` is a flat sample or a
+        :class:`Code` (a structured latent with its mask)."""
         return z
 
-    def log_likelihood(self, z: torch.Tensor, x: Value, y: Value) -> torch.Tensor:
+    def log_likelihood(self, z: torch.Tensor | Code, x: Value, y: Value) -> torch.Tensor:
         return self.decoder.log_prob(self.decoder_input(z, y), x)
 
     def extra_loss(self, prepared: dict[str, Value], terms: bound.BoundTerms
@@ -128,7 +184,8 @@ class LatentModel(ConditionalModel):
     def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         """z from the prior (its mean when ``noise_scale=0``), then g (Fig. 7 for CMMA)."""
         yp = self.y.prepare(y, dequantize=False)
-        z = self.prior(yp).rsample(noise_scale)
+        p = self.prior(yp)
+        z = p.sample_code(noise_scale)
         return self.decoder.generate(self.decoder_input(z, yp), noise_scale if output_noise is None else output_noise)
 
     @torch.no_grad()

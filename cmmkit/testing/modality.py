@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from cmmkit.modality import Modality, Value, batch_size
+from cmmkit.modality import Code, Modality, Value, batch_size
 from cmmkit.testing._common import _check_batch, _check_finite, _compare, _fail
 
 
@@ -44,12 +44,12 @@ def check_modality(modality: Modality, raw: Value, *, side: str = "x", features:
         feats = encoder(value)
     except Exception as exc:
         raise _fail(f"{where}.encoder({features})", f"raised {exc!r} on a prepared batch") from exc
-    if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (n, features):
-        got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
-        raise _fail(f"{where}.encoder({features})", f"returned {got}; expected a tensor of shape ({n}, {features})")
-    _check_finite(f"{where}.encoder({features}) features", feats)
+    code = _check_code(f"{where}.encoder({features})", feats, n, features, modality.positional)
+    _check_finite(f"{where}.encoder({features}) features", code.features)
 
     decoder = modality.decoder(features)
+    if code.mask is not None:
+        _check_reads_code_masked(f"{where}.decoder({features})", decoder, code, value)
     h = torch.randn(n, features, requires_grad=True)
     try:
         log_p = decoder.log_prob(h, value)
@@ -89,3 +89,46 @@ def check_modality(modality: Modality, raw: Value, *, side: str = "x", features:
 
 
 # --- pairs ----------------------------------------------------------------------------------
+
+
+def _check_code(where: str, feats: object, n: int, features: int, positional: bool) -> Code:
+    """A flat encoder returns a (n, features) tensor; a positional one a Code (n, *S, features) whose
+    mask, if any, is boolean of shape (n, *S) with at least one real position per example."""
+    if not positional:
+        if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (n, features):
+            got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
+            raise _fail(where, f"returned {got}; expected a tensor of shape ({n}, {features}) (the modality is not "
+                        "positional; set positional = True to return a Code with positions)")
+        return Code(feats)
+    if not isinstance(feats, Code):
+        raise _fail(where, f"returned {type(feats).__name__}; a positional modality's encoder returns a "
+                    "cmmkit.modality.Code (features (B, *S, D) and a mask (B, *S))")
+    shape = tuple(feats.features.shape)
+    if len(shape) < 3 or shape[0] != n or shape[-1] != features:
+        raise _fail(where, f"returned a Code of shape {shape}; expected ({n}, *positions, {features})")
+    if feats.mask is not None:
+        if feats.mask.dtype != torch.bool:
+            raise _fail(where, f"returned a Code whose mask has dtype {feats.mask.dtype}; expected torch.bool")
+        if not bool(feats.mask.flatten(1).any(1).all()):
+            raise _fail(where, "returned a Code with an example whose positions are all masked out")
+    return feats
+
+
+def _check_reads_code_masked(where: str, decoder: torch.nn.Module, code: Code, value: Value) -> None:
+    """The decoder reads a positional code and ignores its masked (padding) positions."""
+    torch.manual_seed(0)
+    h = Code(torch.randn_like(code.features), code.mask)
+    decoder.eval()
+    with torch.no_grad():
+        try:
+            lp = decoder.log_prob(h, value)
+        except Exception as exc:
+            raise _fail(f"{where}.log_prob(Code)", f"raised {exc!r} on a positional code") from exc
+        junk = torch.where(code.mask.unsqueeze(-1), h.features, torch.randn_like(h.features) * 100)
+        lp_junk = decoder.log_prob(Code(junk, code.mask), value)
+    decoder.train()
+    if tuple(lp.shape) != (batch_size(value),):
+        raise _fail(f"{where}.log_prob(Code)", f"returned shape {tuple(lp.shape)}; expected ({batch_size(value)},)")
+    if not torch.allclose(lp, lp_junk, atol=1e-3, rtol=1e-4):
+        raise _fail(f"{where}.log_prob(Code)", "changes when only the masked (padding) positions of the code "
+                    "change: the decoder must ignore positions whose mask is False")

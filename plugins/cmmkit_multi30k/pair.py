@@ -33,12 +33,12 @@ class Multi30kConfig(PairConfig):
     y: TextOptions = TextOptions()
 
 
-_NET = {"hidden": 128, "layers": 2, "heads": 4, "ff": 512, "slots": 8, "dropout": 0.1}
-_TINY_NET = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "slots": 2, "dropout": 0.0, "vocab_size": 300,
+_NET = {"hidden": 128, "layers": 2, "heads": 4, "ff": 512, "dropout": 0.1}
+_TINY_NET = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "dropout": 0.0, "vocab_size": 300,
              "beam_size": 2, "max_decode_length": 24}
 # Against posterior collapse (docs/pairs/multi30k_en_de.md): q starts as p(z | y) and z starts near f's
 # mean (std 0.05), so the decoder learns to read the source through z as the direct model does.
-_CMMA_START = {"residual_posterior": True, "logvar_init": -6.0}
+_CMMA_START = {"residual_posterior": True, "logvar_init": -6.0, "share_y_encoder": True}
 _ADAM = {"name": "Adam", "lr": 0.001, "kwargs": {"betas": [0.9, 0.98]}}
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -53,7 +53,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                                "posterior_y_hidden": 256, "y_surrogate_weight": 0.0, **_CMMA_START}},
             "cvae": {"model": {"latent_dim": 256, "posterior_hidden": 512, "posterior_y_hidden": 256,
                                "decoder_y_hidden": 512}},
-            "vae": {"model": {"latent_dim": 256, "posterior_hidden": 512}},
             "direct": {"model": {"hidden": 512, "code_dim": 256}},
         },
     },
@@ -67,7 +66,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                                "y_surrogate_weight": 0.0, **_CMMA_START}},
             "cvae": {"model": {"latent_dim": 16, "posterior_hidden": 32, "posterior_y_hidden": 16,
                                "decoder_y_hidden": 16}},
-            "vae": {"model": {"latent_dim": 16, "posterior_hidden": 32}},
             "direct": {"model": {"hidden": 32, "code_dim": 16}},
         },
     },

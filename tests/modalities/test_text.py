@@ -10,7 +10,7 @@ from cmmkit.errors import ConfigError, DataError
 from cmmkit.modalities.text import BOS, EOS, PAD, TextModality, TextOptions, finish, text_info, train_tokenizer
 
 TEXTS = ["A man rides a bike.", "Two dogs play in the park.", "A girl sits on a bench.", "Ein Mädchen läuft."] * 5
-SMALL = {"hidden": 16, "layers": 1, "heads": 2, "ff": 32, "slots": 2, "dropout": 0.0, "max_decode_length": 12}
+SMALL = {"hidden": 16, "layers": 1, "heads": 2, "ff": 32, "dropout": 0.0, "max_decode_length": 12}
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +44,13 @@ def test_prepare_checks_tokenizer_and_trims_padding(info):
 
 def _manual_log_prob(dec, h, ids, mask):
     """Token by token: run the decoder on each prefix and read the next token's log-probability."""
-    memory = dec.memory(h)
+    memory, memory_mask = dec.memory(h)
     total = torch.zeros(len(ids))
     for b in range(len(ids)):
         n = int(mask[b].sum())
+        mem = memory[b:b + 1] if memory_mask is None else memory[b:b + 1, memory_mask[b]]  # real positions only
         for t in range(1, n):
-            logits = dec._logits(ids[b:b + 1, :t], None, memory[b:b + 1])[0, -1]
+            logits = dec._logits(ids[b:b + 1, :t], None, mem, None)[0, -1]
             total[b] += F.log_softmax(logits, -1)[ids[b, t]]
     return total
 
@@ -69,17 +70,42 @@ def test_log_prob_is_exact_and_ignores_padding(info):
     torch.testing.assert_close(dec.log_prob(h, junk), lp, atol=1e-5, rtol=1e-5)
 
 
+def test_log_prob_reads_a_positional_code_and_ignores_its_padding(info):
+    """A structured latent (one vector per source position, with a mask): log_prob equals the token-by-
+    token sum over the real positions alone, and junk at masked positions changes nothing."""
+    from cmmkit.modality import Code
+
+    torch.manual_seed(4)
+    m = _modality(info)
+    dec = m.decoder(6).eval()
+    x = m.prepare(m.from_user(["A man rides a bike.", "Two dogs play."]))
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    h = Code(torch.randn(2, 5, 6), mask)
+    lp = dec.log_prob(h, x)
+    torch.testing.assert_close(lp, _manual_log_prob(dec, h, x["ids"], x["mask"]), atol=1e-4, rtol=1e-5)
+    junk = Code(torch.where(mask[..., None], h.features, torch.full_like(h.features, 50.0)), mask)
+    torch.testing.assert_close(dec.log_prob(junk, x), lp, atol=1e-5, rtol=1e-5)
+    # and the code matters: other features at the real positions change the likelihood
+    assert not torch.allclose(dec.log_prob(Code(torch.randn(2, 5, 6), mask), x), lp)
+    # beam search over a masked code equals beam search over the real positions only
+    dec.o = TextOptions(**{**SMALL, "beam_size": 3})
+    both = dec.generate(h, 0.0)
+    second = dec.generate(Code(h.features[1:, :3], None), 0.0)
+    n = int(second["mask"].sum())
+    assert both["ids"][1, :n].tolist() == second["ids"][0, :n].tolist()
+
+
 def test_greedy_is_argmax_and_beam_is_at_least_as_likely(info):
     torch.manual_seed(1)
     m = _modality(info, beam_size=1, length_penalty=0.0)
     dec = m.decoder(6).eval()
     h = torch.randn(3, 6)
     greedy = dec.generate(h, 0.0)
-    memory = dec.memory(h)
+    memory, _ = dec.memory(h)
     for b in range(3):  # each greedy token is the argmax given its prefix
         n = int(greedy["mask"][b].sum())
         for t in range(1, n):
-            logits = dec._logits(greedy["ids"][b:b + 1, :t], None, memory[b:b + 1])[0, -1]
+            logits = dec._logits(greedy["ids"][b:b + 1, :t], None, memory[b:b + 1], None)[0, -1]
             assert int(logits.argmax()) == int(greedy["ids"][b, t])
     dec.o = TextOptions(**{**SMALL, "beam_size": 4, "length_penalty": 0.0})
     beam = dec.generate(h, 0.0)
@@ -104,8 +130,11 @@ def test_encoder_features_ignore_padding(info):
     x = m.prepare(m.from_user(["A man rides a bike."]))
     more = {"ids": F.pad(x["ids"], (0, 4), value=PAD), "mask": F.pad(x["mask"], (0, 4))}
     f = enc(x)
-    assert f.shape == (1, 10) and f.abs().max() <= 1
-    torch.testing.assert_close(enc(more), f, atol=1e-5, rtol=1e-5)
+    n = int(x["mask"].sum())
+    assert f.features.shape == (1, n, 10) and f.features.abs().max() <= 1 and f.mask.all()
+    g = enc(more)  # one code per token; padding positions are masked and change nothing at the real ones
+    assert g.features.shape == (1, n + 4, 10) and g.mask[0].tolist() == [True] * n + [False] * 4
+    torch.testing.assert_close(g.features[:, :n], f.features, atol=1e-5, rtol=1e-5)
 
 
 def test_save_outputs_writes_text(info, tmp_path):
@@ -164,7 +193,7 @@ def test_word_dropout_only_while_training():
 
     def decoder(p):
         torch.manual_seed(0)
-        return TextDecoder(TextOptions(hidden=16, layers=1, heads=2, ff=32, slots=2, dropout=0.0, word_dropout=p),
+        return TextDecoder(TextOptions(hidden=16, layers=1, heads=2, ff=32, dropout=0.0, word_dropout=p),
                            30, 4, OURS)
 
     plain, dropping = decoder(0.0), decoder(0.5)
