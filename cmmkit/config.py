@@ -9,6 +9,7 @@ plugins declare, so a typo anywhere is reported with the field's dotted path and
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,14 @@ class TrainConfig(_Strict):
     val_seed: int = Field(1234, description="seed of the validation bound's noise, fixed across epochs")
     max_val_examples: int | None = Field(None, ge=1, description="cap on validation examples per epoch")
     tensorboard: Literal["auto", "on", "off"] = "auto"
+    warmup_steps: int = Field(0, ge=0, description="learning rate rises linearly from 0 over this many steps "
+                              "(Transformers trained with Adam need it)")
+    lr_schedule: Literal["constant", "inverse_sqrt"] = Field(
+        "constant", description="after warm-up: keep the rate, or decay it as sqrt(warmup_steps / step) "
+                                "(Vaswani et al. 2017)")
+    checkpoint_every_minutes: float = Field(
+        5.0, ge=0, description="also checkpoint mid-epoch after this many minutes of training (0: only at epoch "
+                               "ends); a SIGKILL loses at most this much work")
 
 
 class RunConfig(_Strict):
@@ -92,9 +101,12 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); a config file is YAML "
+                          "or JSON") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -103,7 +115,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with sections pair/model/data/train, got {type(data).__name__}")
+    _check_sections(data, str(path))
     return data
+
+
+def _check_sections(raw: dict[str, Any], where: str) -> None:
+    """Each present section must be a mapping (``model: cvae`` is a common slip for ``model: {name: cvae}``)."""
+    for key in ("pair", "model", "data", "train"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, dict):
+            example = f" (did you mean `{key}: {{name: {value}}}`?)" if key in ("pair", "model") else ""
+            raise ConfigError(f"{where}: section {key!r} must be a mapping of settings, got "
+                              f"{type(value).__name__} {value!r}{example}")
 
 
 def validate(raw: dict[str, Any]) -> RunConfig:
@@ -167,6 +190,7 @@ def build_config(pair: str | None = None, preset: str | None = None, file: str |
 
     file_raw = read_config_file(file) if file else {}
     set_raw = parse_set(sets or [])
+    _check_sections(set_raw, "--set")
     if model:
         set_raw = deep_merge(set_raw, {"model": {"name": model}})
     name = pair or set_raw.get("pair", {}).get("name") or file_raw.get("pair", {}).get("name") \
@@ -195,3 +219,45 @@ def build_config(pair: str | None = None, preset: str | None = None, file: str |
 def dump(config: RunConfig) -> dict[str, Any]:
     """A JSON-compatible dict of the effective config (round-trips through :func:`validate`)."""
     return config.model_dump(mode="json")
+
+
+#: Settings a resumed run may change (``fnmatch`` patterns over dotted keys). Everything else is
+#: fixed for the run's life: the model's shape and the pair (the saved weights were built for
+#: them), the data selection, batch size and seeds (the epoch's shuffle and the position inside it),
+#: the validation settings (the metrics history stays comparable) and each group's optimizer class
+#: (its saved state). Optimizer hyperparameters are written into the restored optimizer.
+MAY_CHANGE_ON_RESUME = (
+    "train.epochs", "train.device", "train.grid_examples", "train.tensorboard", "train.checkpoint_every_minutes",
+    "train.warmup_steps", "train.lr_schedule", "train.optimizer.lr", "train.optimizer.kwargs*", "train.group_optimizers*", "data.data_dir", "data.download",
+)
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists, scalars and empty dicts are leaves)."""
+    if not isinstance(d, dict) or (prefix and not d):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for each leaf that differs; missing leaves are None."""
+    fa, fb = flatten(a), flatten(b)
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
+def resume_changes(saved: RunConfig, new: RunConfig) -> list[tuple[str, Any, Any]]:
+    """The settings ``new`` changes in ``saved`` on ``--resume --set``; raises :class:`ConfigError`
+    naming every change that a resumed run cannot make (see :data:`MAY_CHANGE_ON_RESUME`)."""
+    changes = differences(dump(saved), dump(new))
+    refused = [c for c in changes if not any(fnmatch.fnmatchcase(c[0], p) for p in MAY_CHANGE_ON_RESUME)]
+    if refused:
+        lines = "\n  ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in refused)
+        raise ConfigError(
+            f"--resume cannot change these settings of a run:\n  {lines}\nThe saved weights, optimizer state and "
+            "position in the data were made with the old values (model shape, pair, data, batch size, seeds and "
+            "validation settings are fixed for a run's life). Start a new run with --out for them; a resumed run "
+            "may change: " + ", ".join(p.rstrip("*") for p in MAY_CHANGE_ON_RESUME))
+    return changes

@@ -11,13 +11,14 @@ from typing import Any
 import torch
 
 from cmmkit import __version__
-from cmmkit.config import RunConfig, build_config, dump, validate
+from cmmkit.config import RunConfig, build_config, dump, resume_changes, validate
 from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
-from cmmkit.modality import Modality, repeat, to_device
+from cmmkit.modality import Modality, select, to_device
 from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import Pair, PairData
 from cmmkit.plugins import plugin_version
 from cmmkit.registry import get_registry
+from cmmkit.training.checkpoint import nonfinite
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.trainer import Trainer, pick_device
 
@@ -55,61 +56,157 @@ def default_run_dir(config: RunConfig) -> Path:
 
 
 def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = True) -> "TrainedRun":
-    """Train a new run of ``config`` into ``out`` (default ``runs/<pair>-<model>-<time>``)."""
-    data = load_data(config, progress=progress)
-    torch.manual_seed(config.train.seed)
-    random.seed(config.train.seed)
-    pair, model = build_model(config, data.info)
-    run = RunDir.new(Path(out) if out else default_run_dir(config))
-    return _fit(config, pair, model, data, run, data.info, progress)
+    """Train a new run of ``config`` into ``out`` (default ``runs/<pair>-<model>-<time>``).
+
+    The folder is locked for the process's life (a second training into it fails at once, naming
+    this one); a checkpoint is written before the first step, so a run folder is always resumable."""
+    path = Path(out) if out else default_run_dir(config)
+    run = RunDir(path)
+    created = not path.exists()
+    try:
+        if not created:
+            run.acquire("cmmkit train")  # fail at once, naming the process that trains here
+            RunDir.new(path)  # refuse a finished run (checked under the lock)
+        data = load_data(config, progress=progress)
+        torch.manual_seed(config.train.seed)
+        random.seed(config.train.seed)
+        pair, model = build_model(config, data.info)
+        if run.lock is None:
+            run.acquire("cmmkit train")
+            RunDir.new(path)
+        trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, data.info))
+        trainer.save()  # step 0: from here on the folder is a resumable run
+    except BaseException:
+        if created and run.lock is not None and not run.checkpoint.exists():
+            _remove_empty(run)
+        run.release()
+        raise
+    return _fit(trainer, pair, run, write_config=True)
+
+
+def _remove_empty(run: RunDir) -> None:
+    """Remove a folder this call created and left without a checkpoint (only its lock inside)."""
+    from cmmkit.training.lock import LOCK
+
+    if {p.name for p in run.path.iterdir()} <= {LOCK}:
+        run.release()
+        (run.path / LOCK).unlink(missing_ok=True)
+        run.path.rmdir()
 
 
 def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = True) -> "TrainedRun":
-    """Continue a run where its checkpoint stopped; ``sets`` may change e.g. ``train.epochs``."""
-    run = RunDir.open(path)
-    weights, state, meta = run.load_checkpoint()
-    config = build_config(sets=sets, base=meta["config"])
-    data = load_data(config, progress=progress)
-    pair, model = build_model(config, meta["data_info"])
-    _load_weights(model, weights, run.checkpoint)
-    return _fit(config, pair, model, data, run, meta["data_info"], progress, (state, meta))
+    """Continue a run where its checkpoint stopped. ``sets`` may change what
+    :data:`cmmkit.config.MAY_CHANGE_ON_RESUME` lists (epochs, optimizer lr/kwargs, device, ...):
+    optimizer hyperparameters are written into the restored optimizers; other changes are refused."""
+    run = RunDir.open(path).acquire("cmmkit train --resume")
+    try:
+        weights, state, meta = run.load_checkpoint()
+        saved = _saved_config(run, meta)
+        rewrite = run.check_config(dump(saved), meta.get("previous_config"))
+        config = build_config(sets=sets, base=dump(saved))
+        changes = resume_changes(saved, config)
+        _refuse_nonfinite(weights, run.checkpoint, "resume")
+        pair, model = _build_checked(config, meta.get("data_info", {}), weights, run.checkpoint)
+        data = load_data(config, progress=progress)
+        trainer = Trainer(config, model, data, run, progress=progress,
+                          meta=_meta(config, pair, meta.get("data_info", {})))
+        notes = trainer.restore(state, meta)
+        for key, old, new in changes:
+            print(f"resume: {key} {old!r} -> {new!r}", file=sys.stderr)
+        for note in notes:
+            print(f"resume: optimizer {note} (written into the restored optimizer)", file=sys.stderr)
+        if changes:
+            trainer.meta["previous_config"] = dump(saved)
+            trainer.save()  # the changed config is the checkpoint's before config.yaml shows it
+        elif rewrite:
+            print(f"resume: {run.config_file} was missing or stale; rewritten from the checkpoint", file=sys.stderr)
+    except BaseException:
+        run.release()
+        raise
+    return _fit(trainer, pair, run, write_config=bool(changes) or rewrite)
 
 
-def _fit(config: RunConfig, pair: Pair, model: ConditionalModel, data: PairData, run: RunDir,
-         info: dict[str, Any], progress: bool, restore: tuple[dict[str, Any], dict[str, Any]] | None = None
-         ) -> "TrainedRun":
-    """Set up the trainer (checking device and optimizers before anything is written), then train."""
-    trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, info))
-    run.write_config(dump(config))
-    if restore is not None:
-        trainer.restore(*restore)
-    _announce(trainer, run)
-    trainer.fit()
-    return TrainedRun(run.path, config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})
+def _saved_config(run: RunDir, meta: dict[str, Any]) -> RunConfig:
+    try:
+        return validate(meta["config"])
+    except KeyError:
+        raise CheckpointError(f"{run.checkpoint}: no config in the checkpoint metadata") from None
+    except CmmkitError as exc:
+        raise CheckpointError(f"{run.checkpoint}: its saved config no longer validates: {exc}") from None
+
+
+def _fit(trainer: Trainer, pair: Pair, run: RunDir, write_config: bool) -> "TrainedRun":
+    """Write config.yaml (after the checkpoint holds the config it shows) and train; the lock is
+    released at the end."""
+    try:
+        if write_config:
+            run.write_config(dump(trainer.config))
+        trainer.meta.pop("previous_config", None)
+        _announce(trainer, run)
+        trainer.fit()
+    finally:
+        run.release()
+    model = trainer.model
+    return TrainedRun(run.path, trainer.config, pair, model.eval(), trainer.meta | {"epoch": trainer.epoch})
 
 
 def _announce(trainer: Trainer, run: RunDir) -> None:
     c, sizes = trainer.config, {k: len(v) for k, v in trainer.data.splits.items()}
     params = sum(p.numel() for p in trainer.model.parameters())
+    every = c.train.checkpoint_every_minutes
     print(f"Training {c.model.name} ({params / 1e6:.2f}M parameters) on {c.pair.name} "
           f"({', '.join(f'{k} {v}' for k, v in sizes.items())}) on {trainer.device}, "
-          f"epoch {trainer.epoch + 1} to {c.train.epochs}, into {run.path}", file=sys.stderr)
+          f"epoch {trainer.epoch + 1} to {c.train.epochs}, into {run.path} (checkpoints at epoch ends"
+          f"{f' and every {every:g} min' if every else ''}; Ctrl-C or SIGTERM saves and stops)", file=sys.stderr)
 
 
-def _load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
-    reason = getattr(model, "incompatible_weights", lambda _: None)(weights)  # a model that knows an old layout
-    if reason:
-        raise CheckpointError(f"{source}: {reason}")
-    own = model.state_dict()
+def _refuse_nonfinite(weights: dict[str, torch.Tensor], source: Path, action: str) -> None:
+    bad = nonfinite(weights)
+    if bad:
+        raise CheckpointError(f"{source}: the saved weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                              f"{', ...' if len(bad) > 3 else ''}): the run diverged, so it cannot {action}. "
+                              "Retrain with a lower train.optimizer.lr.")
+
+
+def _build_checked(config: RunConfig, info: dict[str, Any], weights: dict[str, torch.Tensor],
+                   source: Path) -> tuple[Pair, ConditionalModel]:
+    """Build the model for saved weights, first without memory (on the ``meta`` device) to check
+    that the sizes in the checkpoint's metadata fit the saved tensors' shapes, so a damaged or
+    crafted config (``latent_dim: 2**34``) fails clearly instead of allocating terabytes."""
+    try:
+        with torch.device("meta"):
+            _, shell = build_model(config, info)
+    except CmmkitError:
+        raise
+    except Exception:  # a plugin model that cannot be built on the meta device: the real build checks
+        shell = None
+    if shell is not None:
+        _check_fit(shell.state_dict(), weights, source)
+    pair, model = build_model(config, info)
+    _load_weights(model, weights, source)
+    return pair, model
+
+
+def _check_fit(own: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], source: Path) -> None:
     missing, unexpected = set(own) - set(weights), set(weights) - set(own)
-    wrong = [k for k in set(own) & set(weights) if own[k].shape != weights[k].shape]
+    wrong = [k for k in sorted(set(own) & set(weights)) if own[k].shape != weights[k].shape]
     if missing or unexpected or wrong:
         detail = (f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
                   if unexpected else f"shape of {wrong[0]}: {tuple(weights[wrong[0]].shape)} saved, "
                   f"{tuple(own[wrong[0]].shape)} expected")
         raise CheckpointError(f"{source}: weights do not fit the model its config describes ({detail}); "
-                              "was it written by another cmmkit or plugin version?")
+                              "was it written by another cmmkit or plugin version, or was its metadata changed?")
+
+
+def _load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    _check_fit(model.state_dict(), weights, source)
     model.load_state_dict(weights)
+
+
+#: At most this many outputs per :meth:`TrainedRun.generate` call (conditions x ``n``); the model
+#: runs on chunks of :data:`GENERATE_CHUNK`, so memory stays bounded.
+MAX_GENERATE = 10_000
+GENERATE_CHUNK = 256
 
 
 class TrainedRun:
@@ -143,10 +240,17 @@ class TrainedRun:
         if not self.model.can_generate:
             raise CmmkitError(f"{self.path}: a {self.model.name} run does not generate")
         items = [conditions] if isinstance(conditions, dict) else list(conditions)
+        if n < 1 or len(items) * n > MAX_GENERATE:
+            raise ConfigError(f"generate: {len(items)} condition(s) x n={n} = {len(items) * n} outputs; expected "
+                              f"1 to {MAX_GENERATE} per call (call it several times for more)")
         y = self.y.from_user(items, **from_user)
-        y = to_device(repeat(y, n), self.device)
+        index = torch.arange(len(items)).repeat_interleave(n)
         self.model.eval()
-        return self.x.to_user(self.model.generate(y, noise_scale=noise_scale, output_noise=output_noise))
+        out: list[Any] = []
+        for start in range(0, len(index), GENERATE_CHUNK):
+            chunk = to_device(select(y, index[start:start + GENERATE_CHUNK]), self.device)
+            out += list(self.x.to_user(self.model.generate(chunk, noise_scale=noise_scale, output_noise=output_noise)))
+        return out
 
     def check_can_edit(self) -> None:
         """Raise the model's own reason when it cannot edit (e.g. a CGAN has no posterior)."""
@@ -184,17 +288,15 @@ class TrainedRun:
 
 
 def load_run(path: str | Path, device: str = "cpu") -> TrainedRun:
-    """Load a run folder written by ``cmmkit train`` (never unpickles anything)."""
+    """Load a run folder written by ``cmmkit train`` (never unpickles anything). Refuses weights
+    that are not finite, a config.yaml edited to differ from the checkpoint, and metadata whose
+    sizes do not fit the saved tensors (checked before any module is allocated)."""
     run = RunDir.open(path)
     weights, _, meta = run.load_checkpoint()
-    try:
-        config = validate(meta["config"])
-    except KeyError:
-        raise CheckpointError(f"{run.checkpoint}: no config in the checkpoint metadata") from None
-    except CmmkitError as exc:
-        raise CheckpointError(f"{run.checkpoint}: its saved config no longer validates: {exc}") from None
-    pair, model = build_model(config, meta["data_info"])
-    _load_weights(model, weights, run.checkpoint)
+    config = _saved_config(run, meta)
+    run.check_config(dump(config), meta.get("previous_config"))
+    _refuse_nonfinite(weights, run.checkpoint, "generate or be evaluated")
+    pair, model = _build_checked(config, meta.get("data_info", {}), weights, run.checkpoint)
     model.to(pick_device(device)).eval()
     return TrainedRun(run.path, config, pair, model, meta)
 

@@ -3,8 +3,10 @@
 Nothing is ever unpickled on load. Optimizer ``state_dict``s are split into tensors (stored as
 tensors) and everything else (stored as JSON in the header). A SHA-256 over the tensor bytes is
 kept in the metadata, so truncation or tampering is detected and reported instead of loading
-garbage. Files are written to a temporary name in the same folder, fsynced, then renamed, so a
-crash or Ctrl-C mid-write never destroys the previous checkpoint.
+garbage. Files are written to a temporary name in the same folder, fsynced, then renamed (and the
+folder fsynced), so a crash or Ctrl-C mid-write never destroys the previous checkpoint; a
+temporary file left by a killed writer is removed by the next owner of the folder
+(:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from cmmkit.errors import CheckpointError
+from cmmkit.training import faults
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -78,17 +84,71 @@ def save_checkpoint(path: Path, weights: dict[str, torch.Tensor], state: dict[st
     tensors.update(state_tensors)
     header = {"format": str(FORMAT_VERSION), "meta": json.dumps(meta), "state": json.dumps(skeleton)}
     header["sha256"] = _digest(tensors, header["meta"], header["state"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         save_file(tensors, tmp, metadata=header)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        faults.point("checkpoint-tmp")
         os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except (OSError, SafetensorError) as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {path}: {getattr(exc, 'strerror', None) or exc} (read-only or full file "
+                              "system?); the previous checkpoint, if any, is unchanged") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete temporary files that killed writers left in ``folder`` (call only as its owner)."""
+    removed = []
+    for pattern in (".*.safetensors.*.tmp", ".config.*.yaml", "*.csv.tmp"):
+        for p in Path(folder).glob(pattern):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    if removed:
+        log.info("removed %d stale temporary file(s) in %s: %s", len(removed), folder,
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating-point tensors holding NaN or infinity (one host sync per device)."""
+    names = [k for k, t in tensors.items() if t.is_floating_point() and t.numel()]
+    if not names:
+        return []
+    by_device: dict[torch.device, list[str]] = {}
+    for k in names:
+        by_device.setdefault(tensors[k].device, []).append(k)
+    bad = []
+    for keys in by_device.values():
+        flags = torch.stack([torch.isfinite(tensors[k]).all() for k in keys]).cpu()
+        bad += [k for k, ok in zip(keys, flags.tolist()) if not ok]
+    return bad
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
@@ -110,7 +170,11 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     try:
         meta = json.loads(header["meta"])
         state = _join_state(json.loads(header["state"]), tensors)
-    except (KeyError, json.JSONDecodeError) as exc:
+    except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint metadata ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: checkpoint metadata nested too deeply to be one cmmkit wrote") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint metadata (expected a JSON object)")
     weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     return weights, state, meta

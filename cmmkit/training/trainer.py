@@ -2,9 +2,17 @@
 
 Per batch, the loop steps each of the model's optimizer groups in order (one for CMMA, two for a
 GAN) with the loss the model returns for that group. Per epoch it validates (the model's
-``evaluate``, under a fixed seed so epochs are comparable), logs metrics, writes a preview PNG and
-an atomic checkpoint. Resuming restores weights, optimizer and RNG state, and the epoch's shuffle
-is derived from (seed, epoch), so 2 epochs straight equal 1 epoch + resume + 1 epoch.
+``evaluate``, under a fixed seed so epochs are comparable), writes a preview PNG, an atomic
+checkpoint and then the epoch's metrics row. Resuming restores weights, optimizer and RNG state
+and the epoch's partial sums, and the epoch's shuffle is derived from (seed, epoch), so 2 epochs
+straight equal 1 epoch + resume + 1 epoch, and a resume mid-epoch continues exactly.
+
+Faults (docs/training.md): checkpoints are also written every ``train.checkpoint_every_minutes``
+at a step boundary; SIGINT/SIGTERM stop the loop after the current step with a checkpoint
+(:class:`~cmmkit.training.signals.TrainingInterrupted`); a non-finite loss stops it with
+:class:`TrainingDiverged` and no checkpoint is written over the last good one. The finiteness
+flag lives on the device and is read every step on CPU, every ``GPU_CHECK_EVERY`` steps and
+before every save on a GPU, so it costs no per-step host synchronisation there.
 """
 
 from __future__ import annotations
@@ -20,12 +28,21 @@ from tqdm.auto import tqdm
 
 from cmmkit.bound import bits_per_dim
 from cmmkit.config import RunConfig, TrainConfig
-from cmmkit.errors import ConfigError
+from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
 from cmmkit.modality import batch_size, to_device
 from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import PairData
+from cmmkit.training import faults
+from cmmkit.training.checkpoint import nonfinite
 from cmmkit.training.metrics import MetricsLog
 from cmmkit.training.rundir import RunDir
+from cmmkit.training.signals import StopFlag, TrainingInterrupted
+
+GPU_CHECK_EVERY = 50  # steps between reads of the on-device non-finite flag (a host sync) on GPUs
+
+
+class TrainingDiverged(CmmkitError):
+    """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -90,86 +107,232 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.batch_in_epoch = 0  # batches already done in the current (incomplete) epoch
         self.step = 0
+        self.history: list[dict[str, Any]] = []  # one metrics row per completed epoch
+        self.epoch_sums: dict[str, torch.Tensor] = {}  # the current epoch's summed step logs
+        self.epoch_images, self.epoch_seconds = 0, 0.0
+        self.last_saved: dict[str, int] | None = None
+        self.stop = StopFlag()
+        self.check_every = 1 if self.device.type == "cpu" else GPU_CHECK_EVERY
+        self._steps = torch.zeros((), dtype=torch.long, device=self.device)  # step counter, on device
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._save_safe = True  # False inside a step or a save: a raw KeyboardInterrupt must not save
+        self._last_save_time = time.monotonic()
         self.metrics = MetricsLog(run.path, tensorboard=self.tc.tensorboard)
 
     # --- state --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}, "rng": _rng_state()}
+        return {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}, "rng": _rng_state(),
+                "epoch_sums": {k: v.detach().clone() for k, v in self.epoch_sums.items()}}
 
     def save(self) -> Path:
-        meta = {**self.meta, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
-        return self.run.save_checkpoint(self.model, self.state(), meta)
+        """Checkpoint at this step boundary; refuses (raises :class:`TrainingDiverged`) when the
+        loss or the weights are non-finite, so the last good checkpoint is never overwritten."""
+        self.check_finite(weights=True)
+        position = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
+        meta = {**self.meta, **position, "history": self.history, "epoch_images": self.epoch_images,
+                "epoch_seconds": self.epoch_seconds,
+                "optimizer_classes": {k: type(o).__name__ for k, o in self.optimizers.items()}}
+        self._save_safe = False
+        path = self.run.save_checkpoint(self.model, self.state(), meta)
+        self._save_safe = True
+        self.last_saved = position
+        self._last_save_time = time.monotonic()
+        return path
 
-    def restore(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+        """Continue from a checkpoint. The optimizers' hyperparameters (lr, betas, weight decay,
+        ...) come from this trainer's config, not from the saved state, so ``--resume --set
+        train.optimizer.lr=X`` takes effect; returns a note per changed hyperparameter."""
+        saved_classes = meta.get("optimizer_classes", {})
+        notes = []
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
+            if saved_classes.get(name, type(opt).__name__) != type(opt).__name__:
+                raise ConfigError(f"optimizer group {name!r}: the run was trained with {saved_classes[name]}, the "
+                                  f"config asks for {type(opt).__name__}; an optimizer's class cannot change on "
+                                  "resume (its saved state belongs to the old one)")
+            wanted = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+            try:
+                opt.load_state_dict(state["optimizers"][name])
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"{self.run.checkpoint}: optimizer state of group {name!r} does not fit "
+                                      f"({exc})") from None
+            for group, values in zip(opt.param_groups, wanted):
+                for key, value in values.items():
+                    if group.get(key) != value:
+                        notes.append(f"{name}.{key}: {group.get(key)!r} -> {value!r}")
+                    group[key] = value
         _set_rng_state(state["rng"])
         self.epoch, self.batch_in_epoch, self.step = meta["epoch"], meta["batch_in_epoch"], meta["step"]
+        self._steps.fill_(self.step)
+        self.history = list(meta.get("history", []))
+        self.epoch_sums = {k: v.to(self.device) for k, v in state.get("epoch_sums", {}).items()}
+        self.epoch_images, self.epoch_seconds = meta.get("epoch_images", 0), meta.get("epoch_seconds", 0.0)
+        self.last_saved = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
+        return notes
+
+    def check_finite(self, weights: bool = False) -> None:
+        """Raise :class:`TrainingDiverged` if a step's logs (or, with ``weights``, a parameter)
+        are non-finite. Reads the device flag: a host sync, so call it at a cadence."""
+        bad = int(self._first_bad)
+        bad_tensors = nonfinite(dict(self.model.state_dict())) if weights and bad < 0 else []
+        if bad < 0 and not bad_tensors:
+            return
+        if bad >= 0:
+            in_epoch = bad - (self.step - self.batch_in_epoch)
+            what = f"non-finite loss at epoch {self.epoch + 1}, batch {in_epoch + 1}, step {bad + 1}"
+        else:
+            what = f"non-finite weights ({', '.join(bad_tensors[:3])}) after epoch {self.epoch}, step {self.step}"
+        kept = (f"the last good checkpoint (epoch {self.last_saved['epoch']}, batch "
+                f"{self.last_saved['batch_in_epoch']}, step {self.last_saved['step']}) is kept unchanged in "
+                f"{self.run.checkpoint}" if self.last_saved else "no checkpoint was written")
+        lr = self.tc.optimizer.lr
+        raise TrainingDiverged(f"training diverged: {what}. Stopped without saving; {kept}. Lower the learning "
+                               f"rate (train.optimizer.lr is {lr:g}) and continue from it with `cmmkit train --resume "
+                               f"{self.run.path} --set train.optimizer.lr={lr / 10:g}`.")
 
     # --- loop ---------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Train until ``train.epochs`` epochs are done; returns the last validation metrics."""
         last: dict[str, float] = {}
+        self.metrics.reset(self.history)
         try:
-            while self.epoch < self.tc.epochs:
-                start = time.perf_counter()
-                train_logs, n_images = self._train_epoch()
-                seconds = time.perf_counter() - start
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                last = self.validate()
-                row = {"epoch": self.epoch, "step": self.step, **{f"train_{k}": v for k, v in train_logs.items()},
-                       **{f"val_{k}": v for k, v in last.items()}, "epoch_seconds": seconds,
-                       "images_per_second": n_images / max(seconds, 1e-9)}
-                self.metrics.write(row)
-                self.preview()
-                self.save()
-                summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
-                tqdm.write(f"epoch {self.epoch}/{self.tc.epochs}: {summary} ({seconds:.0f} s, "
-                           f"{n_images / max(seconds, 1e-9):.0f} examples/s)", file=sys.stderr)
+            with self.stop:
+                while self.epoch < self.tc.epochs:
+                    last = self._epoch()
+                    self._stop_if_asked()
+        except TrainingInterrupted:
+            raise
         except KeyboardInterrupt:
-            path = self.save()
-            print(f"\nInterrupted. Checkpoint saved to {path} (epoch {self.epoch}, batch {self.batch_in_epoch}).\n"
-                  f"Resume with: cmmkit train --resume {self.run.path}", file=sys.stderr)
+            self._interrupted_raw()
             raise
         finally:
             self.metrics.close()
         return last
 
-    def _train_epoch(self) -> tuple[dict[str, float], int]:
+    def _epoch(self) -> dict[str, float]:
+        train_logs, n_images, seconds = self._train_epoch()
+        self.check_finite()
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        last = self.validate()
+        row = {"epoch": self.epoch, "step": self.step, **{f"train_{k}": v for k, v in train_logs.items()},
+               **{f"val_{k}": v for k, v in last.items()}, "epoch_seconds": seconds,
+               "images_per_second": n_images / max(seconds, 1e-9)}
+        self.preview()
+        self.history.append(row)
+        self.epoch_sums, self.epoch_images, self.epoch_seconds = {}, 0, 0.0
+        self.save()  # the checkpoint holds the row first: metrics.csv is rebuilt from it on resume
+        faults.point("checkpoint-saved")
+        self.metrics.write(row)
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+        tqdm.write(f"epoch {self.epoch}/{self.tc.epochs}: {summary} ({seconds:.0f} s, "
+                   f"{n_images / max(seconds, 1e-9):.0f} examples/s)", file=sys.stderr)
+        return last
+
+    def _stop_if_asked(self) -> None:
+        """At a step boundary: save and raise :class:`TrainingInterrupted` if a signal came."""
+        signum = self.stop.signum
+        if signum is None:
+            return
+        position = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
+        path = self.save() if self.last_saved != position else self.run.checkpoint
+        name = {2: "SIGINT", 15: "SIGTERM"}.get(signum, f"signal {signum}")
+        raise TrainingInterrupted(signum, path, f"Stopped by {name} at a step boundary. Checkpoint saved to {path} "
+                                  f"(epoch {self.epoch}, batch {self.batch_in_epoch}, step {self.step}).\n"
+                                  f"Resume with: cmmkit train --resume {self.run.path}")
+
+    def _interrupted_raw(self) -> None:
+        """A KeyboardInterrupt that did not come through the stop flag (a second Ctrl-C, or no
+        handler outside the main thread): save only if it did not land inside a step or a save."""
+        if self._save_safe and self.last_saved is not None:
+            try:
+                path = self.save()
+                where = f"Checkpoint saved to {path} (epoch {self.epoch}, batch {self.batch_in_epoch})"
+            except (CmmkitError, KeyboardInterrupt):
+                where = f"Not saved; the last checkpoint {self.run.checkpoint} is unchanged"
+        else:
+            where = (f"Interrupted inside a step or a save, so nothing was saved; the last checkpoint "
+                     f"{self.run.checkpoint} (epoch {(self.last_saved or {}).get('epoch')}, batch "
+                     f"{(self.last_saved or {}).get('batch_in_epoch')}) is unchanged")
+        print(f"\nInterrupted. {where}.\nResume with: cmmkit train --resume {self.run.path}", file=sys.stderr)
+
+    def _train_epoch(self) -> tuple[dict[str, float], int, float]:
         dataset = self.data.splits["train"]
         n, bs = len(dataset), self.tc.batch_size
         gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(n, generator=gen)
-        batches = [order[i:i + bs] for i in range(0, n, bs)]
+        batches = dataset.epoch_batches(bs, gen)  # a shuffled order cut into batches (by tokens for text)
         self.model.train()
-        sums: dict[str, torch.Tensor] = {}
-        done_images = 0
+        every = self.tc.checkpoint_every_minutes * 60.0
         bar = tqdm(total=len(batches), initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{self.tc.epochs}",
                    unit="batch", disable=not self.progress, leave=False, dynamic_ncols=True)
+        start = time.perf_counter()
         try:
             for k in range(self.batch_in_epoch, len(batches)):
                 batch = to_device(dataset.get_batch(batches[k]), self.device)
+                self._save_safe = False
                 logs = self.train_step(batch)
-                for key, value in logs.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                done_images += len(batches[k])
+                self._save_safe = True
+                self._record(logs)
+                self.epoch_images += len(batches[k])
                 self.batch_in_epoch = k + 1
                 self.step += 1
+                if self.step % self.check_every == 0:
+                    self.check_finite()
                 if self.progress and (k % 10 == 0 or k == len(batches) - 1):
                     bar.set_postfix({key: f"{float(v):.1f}" for key, v in logs.items()}, refresh=False)
                 bar.update(1)
+                if k + 1 < len(batches) and (self.stop.signum is not None
+                                             or (every > 0 and time.monotonic() - self._last_save_time >= every)):
+                    self.epoch_seconds += time.perf_counter() - start
+                    start = time.perf_counter()
+                    if self.stop.signum is None:
+                        self.save()  # periodic, mid-epoch
+                    self._stop_if_asked()
         finally:
             bar.close()
+        self.epoch_seconds += time.perf_counter() - start
         count = max(self.batch_in_epoch, 1)
-        return {key: float(v) / count for key, v in sums.items()}, done_images
+        return ({key: float(v) / count for key, v in self.epoch_sums.items()}, self.epoch_images,
+                self.epoch_seconds)
+
+    def _record(self, logs: dict[str, torch.Tensor]) -> None:
+        """Add the step's logs to the epoch sums and note (on device) the first non-finite step."""
+        total = torch.zeros((), device=self.device)
+        for key, value in logs.items():
+            value = value.detach().float()
+            self.epoch_sums[key] = self.epoch_sums.get(key, torch.zeros((), device=self.device)) + value
+            total = total + value
+        ok = torch.isfinite(total) | (self._first_bad >= 0)
+        self._first_bad = torch.where(ok, self._first_bad, self._steps)
+        self._steps += 1
+
+    def lr_factor(self) -> float:
+        """The learning rate of the step about to be taken, as a fraction of the configured one
+        (``train.warmup_steps``, ``train.lr_schedule``); a function of the step count alone, so resuming
+        continues the schedule exactly."""
+        step, warm = self.step + 1, self.tc.warmup_steps
+        factor = min(1.0, step / warm) if warm else 1.0
+        if self.tc.lr_schedule == "inverse_sqrt" and step > max(warm, 1):
+            factor = (max(warm, 1) / step) ** 0.5
+        return factor
+
+    def _set_lr(self) -> None:
+        if not self.tc.warmup_steps and self.tc.lr_schedule == "constant":
+            return
+        factor = self.lr_factor()
+        for group, opt in self.optimizers.items():
+            base = self.tc.group_optimizers.get(group, self.tc.optimizer).lr
+            for param_group in opt.param_groups:
+                param_group["lr"] = base * factor
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         logs: dict[str, torch.Tensor] = {}
+        self._set_lr()
         for group, opt in self.optimizers.items():
             opt.zero_grad(set_to_none=True)
             loss, group_logs = self.model.training_loss(batch, group)
             loss.backward()
+            faults.point("step")
             opt.step()
             logs["loss" if len(self.optimizers) == 1 else f"loss_{group}"] = loss.detach()
             logs.update(group_logs)
@@ -203,7 +366,9 @@ class Trainer:
             return None
         batch = to_device(self.data.splits["val"].get_batch(torch.arange(k)), self.device)
         self.model.eval()
-        generated = self.model.generate(batch["y"], noise_scale=0.0)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the training RNG stream must not depend on previews
+            generated = self.model.generate(batch["y"], noise_scale=0.0)
         real = self.model.x.prepare(batch["x"], dequantize=False)
         path = self.run.samples / f"epoch_{self.epoch:03d}.png"
         return path if self.model.x.save_preview(real, generated, path) and batch_size(real) else None

@@ -33,7 +33,8 @@ def test_two_epochs_straight_equal_one_epoch_resume_one_epoch(tmp_path, syntheti
 
 def test_run_folder_has_config_checkpoint_metrics_and_preview_png(tmp_path, synthetic_pair):
     run = train(build_config("synthetic", sets=["train.epochs=2"]), tmp_path / "r", progress=False)
-    assert (run.path / "config.yaml").read_text().startswith("pair:")
+    text = (run.path / "config.yaml").read_text()
+    assert text.startswith("# The effective config") and "\npair:\n" in text
     rows = list(csv.DictReader(open(run.path / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"train_loss", "val_bound", "val_bound_bits_per_dim", "val_kl", "images_per_second"} <= set(rows[0])
@@ -48,7 +49,11 @@ def test_training_lowers_the_loss(tmp_path, synthetic_pair):
     assert float(rows[-1]["val_bound"]) > float(rows[0]["val_bound"]) + 100
 
 
-def test_interrupt_leaves_a_resumable_checkpoint(tmp_path, synthetic_pair, monkeypatch, capsys):
+def test_ctrl_c_saves_at_the_step_boundary_and_resumes(tmp_path, synthetic_pair, monkeypatch, capsys):
+    import os
+    import signal
+
+    from cmmkit.training.signals import TrainingInterrupted
     from cmmkit.training.trainer import Trainer
 
     calls = {"n": 0}
@@ -57,18 +62,42 @@ def test_interrupt_leaves_a_resumable_checkpoint(tmp_path, synthetic_pair, monke
     def flaky(self, batch):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # arrives inside the step: the step still completes
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", flaky)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(build_config("synthetic", sets=["train.epochs=2"]), tmp_path / "r", progress=False)
+    assert info.value.exit_code == 130
+    assert "Resume with: cmmkit train --resume" in str(info.value)
+    _, _, meta = load_checkpoint(tmp_path / "r" / "checkpoint.safetensors")
+    assert (meta["epoch"], meta["batch_in_epoch"], meta["step"]) == (0, 3, 3)
+    monkeypatch.setattr(Trainer, "train_step", original)
+    run = resume(tmp_path / "r", progress=False)
+    assert run.meta["epoch"] == 2
+    straight = train(build_config("synthetic", sets=["train.epochs=2"]), tmp_path / "s", progress=False)
+    wa, wb = _weights(run.path), _weights(straight.path)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_raw_keyboard_interrupt_inside_a_step_saves_nothing_half_done(tmp_path, synthetic_pair, monkeypatch, capsys):
+    from cmmkit.training.trainer import Trainer
+
+    calls = {"n": 0}
+    original = Trainer.train_step
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # as a second Ctrl-C would: the step is half done
         return original(self, batch)
 
     monkeypatch.setattr(Trainer, "train_step", flaky)
     with pytest.raises(KeyboardInterrupt):
         train(build_config("synthetic", sets=["train.epochs=2"]), tmp_path / "r", progress=False)
-    assert "Resume with: cmmkit train --resume" in capsys.readouterr().err
+    assert "inside a step" in capsys.readouterr().err
     _, _, meta = load_checkpoint(tmp_path / "r" / "checkpoint.safetensors")
-    assert (meta["epoch"], meta["batch_in_epoch"]) == (0, 2)
-    monkeypatch.setattr(Trainer, "train_step", original)
-    run = resume(tmp_path / "r", progress=False)
-    assert run.meta["epoch"] == 2
+    assert (meta["epoch"], meta["batch_in_epoch"]) == (0, 0)  # the step-0 checkpoint, untouched
 
 
 def test_new_run_refuses_to_overwrite_an_existing_run(tmp_path, synthetic_pair):
