@@ -126,6 +126,8 @@ class ImageModality(Modality):
                     img = im.convert("RGB" if c == 3 else "L")
             except (UnidentifiedImageError, OSError) as exc:
                 raise DataError(f"{item}: not a readable image ({exc})") from None
+            except Image.DecompressionBombError as exc:  # more pixels than PIL decodes safely
+                raise DataError(f"{item}: image too large to decode safely ({exc})") from None
         elif isinstance(item, Image.Image):
             img = item.convert("RGB" if c == 3 else "L")
         else:

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,7 +208,7 @@ class FaceSource:
             if self._zip is None:
                 self._zip = zipfile.ZipFile(self.path)
             return self._zip.read(name)
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # zlib.error: a corrupted deflate stream
             raise DataError(f"cannot read face {self.describe()}:{name}: {exc}") from exc
 
     def close(self) -> None:
