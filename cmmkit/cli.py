@@ -142,6 +142,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
 
+    from cmmkit.demo.serve import add_command as add_demo_command
+
+    add_demo_command(sub)
+
     r = sub.add_parser("report", help="runs side by side in the shape of the paper's Table 2")
     r.add_argument("runs", nargs="+", help="evaluated run folders")
     r.add_argument("-o", "--output", help="also write the markdown table here")
