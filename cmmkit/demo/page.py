@@ -26,19 +26,24 @@ log = logging.getLogger(__name__)
 GROUP = "model"  # the one concurrency group of every event that calls a model
 
 
-class Upload(gr.Image):
-    """gr.Image that hands the uploaded file's path over unopened, so that the demo can refuse a
-    file that is not an image, or is huge, with its own message (gr.Image would fail in PIL)."""
+def Upload(**kwargs: Any) -> gr.Image:  # noqa: N802 - used like a component class
+    """A gr.Image whose upload reaches the handler as the file's path, unopened, so that the demo
+    refuses a file that is not an image, or a huge one, with its own message (gr.Image itself
+    would fail inside PIL). An instance attribute, not a subclass: gradio writes a ``.pyi`` stub
+    beside the source of every component subclass."""
+    image = gr.Image(type="filepath", **kwargs)
+    decode = image.preprocess
 
-    is_template = True  # rendered by the frontend's Image component
-
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
         try:
-            return super().preprocess(payload)
+            return decode(payload)
         except Exception:  # noqa: BLE001 - any decoding failure is the same message to the user
             raise gr.Error("the upload is not an image (PNG, JPEG, PPM, ... expected)", print_exception=False) from None
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,7 +225,7 @@ def _edit_tab(demo: DemoRuns, order: list[str], seed: Any, limits: dict[str, Any
     with gr.Tab("Edit"):
         with gr.Row():
             with gr.Column(scale=2):
-                upload = Upload(type="filepath", sources=["upload"], label="upload an image", height=200)
+                upload = Upload(sources=["upload"], label="upload an image", height=200)
                 labels = sorted(demo.examples)
                 pick = gr.Dropdown(labels, value=None, label=f"or pick one of {len(labels)} test examples",
                                    filterable=True) if labels else None
@@ -291,7 +296,7 @@ def _edit_tab(demo: DemoRuns, order: list[str], seed: Any, limits: dict[str, Any
     back.click(on_back, [item, original, seed], start_out, **private)
 
     with gr.Row(visible=False):
-        api_image, changes_json, original_json, label_box = Upload(type="filepath"), gr.Textbox(), gr.Textbox(), gr.Textbox()
+        api_image, changes_json, original_json, label_box = Upload(), gr.Textbox(), gr.Textbox(), gr.Textbox()
         api_edit, api_infer, api_example = gr.Button(), gr.Button(), gr.Button()
         cond_out, how_out = gr.Textbox(), gr.Textbox()
 
