@@ -1,6 +1,7 @@
 """The speech pair ``fsdd_digits_speech``: spoken digits (log-mel spectrograms of the Free Spoken
 Digit Dataset) generated from the digit word and, optionally, the speaker. It registers its two
-modalities (``digit_text``, ``log_mel``), its judge model (``digit_classifier``) and the pair
+modalities (``digit_text``, ``log_mel``), its judge model (``speech_judge``; the older
+``digit_classifier`` stays loadable) and the pair
 through the ``cmmkit`` entry-point group like any third-party plugin."""
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ def register_modalities(register: Register) -> None:
 @hookimpl
 def register_models(register: Register) -> None:
     from cmmkit_fsdd.judge import DigitClassifier
+    from cmmkit_fsdd.listener import SpeechJudge
 
+    register(SpeechJudge)
     register(DigitClassifier)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -33,6 +33,13 @@ class LogMelOptions(ModalityOptions):
     layers: int = Field(4, ge=1, le=6, description="stride-2 conv layers (64x128 -> 4x8 with 4)")
     logvar_floor: float = Field(-4.0, description="lower bound of the decoder's per-bin log-variance")
     griffin_lim_iterations: int = Field(32, ge=1, description="Griffin-Lim iterations when turning a spectrogram into audio")
+    decoder: Literal["conv", "autoregressive"] = Field(
+        "conv", description="p(x | z): 'conv' a factorised Gaussian over all bins (transposed convolutions); "
+        "'autoregressive' a Gaussian per frame given the frames before it (cmmkit_fsdd.frames)")
+    ar_context: int = Field(64, ge=1, description="autoregressive: features per frame of the conditioning from z")
+    ar_prenet: int = Field(128, ge=1, description="autoregressive: units of the prenet reading the previous frame")
+    ar_hidden: int = Field(256, ge=1, description="autoregressive: GRU state size")
+    ar_prenet_dropout: float = Field(0.5, ge=0.0, lt=1.0, description="autoregressive: prenet dropout (training only)")
 
 
 @dataclass(eq=False)
@@ -123,7 +130,10 @@ class LogMelModality(Modality):
         return math.prod(self.shape)
 
     def prepare(self, value: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
-        """Raw log-mel -> per-band standardised (continuous data: nothing to dequantize)."""
+        """Raw waveforms (B, samples) -> log-mel (the shared analysis), or raw log-mel (B, mels,
+        frames) as is -> per-band standardised (continuous data: nothing to dequantize)."""
+        if value.dim() == 2:
+            value = self.analysis(value)
         return (value.float() - self._mean.to(value.device)) / self._std.to(value.device)
 
     def unnormalise(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,11 +151,19 @@ class LogMelModality(Modality):
         return SpectrogramEncoder(self._mels(), self.options.base_channels, self.options.layers, out_features)
 
     def decoder(self, in_features: int) -> Decoder:
-        return GaussianSpectrogramDecoder(in_features, self._mels(), self.shape[1], self.options)
+        o = self.options
+        if o.decoder == "autoregressive":
+            from cmmkit_fsdd.frames import FrameARDecoder
+
+            return FrameARDecoder(in_features, self.shape[0], self.shape[1], upsampling=o.layers, context=o.ar_context,
+                                  channels=o.base_channels, prenet=o.ar_prenet, hidden=o.ar_hidden,
+                                  prenet_dropout=o.ar_prenet_dropout, logvar_floor=o.logvar_floor)
+        return GaussianSpectrogramDecoder(in_features, self._mels(), self.shape[1], o)
 
     # --- users ----------------------------------------------------------------------------
     def from_user(self, items: list[Any]) -> torch.Tensor:
-        """WAV files (16-bit mono 8 kHz), :class:`Speech` objects or 1-D sample tensors -> raw log-mel."""
+        """WAV files (16-bit mono 8 kHz), :class:`Speech` objects or 1-D sample tensors -> raw
+        waveforms (B, samples), 1 s each (padded with silence or trimmed)."""
         out = []
         for item in items:
             if isinstance(item, (str, Path)):
@@ -156,7 +174,7 @@ class LogMelModality(Modality):
                 samples = item
             else:
                 raise DataError(f"expected a WAV path, Speech or 1-D sample tensor, got {type(item).__name__}")
-            out.append(self.analysis(samples))
+            out.append(wav.fix_length(samples.float()))
         return torch.stack(out)
 
     def to_user(self, value: torch.Tensor) -> list[Speech]:

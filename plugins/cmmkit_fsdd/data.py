@@ -39,10 +39,11 @@ def split_of(index: int) -> str:
 
 @dataclass
 class Recordings:
-    """Every recording found: log-mel spectrograms and their labels, in file-name order."""
+    """Every recording found: its 1 s of samples, log-mel spectrogram and labels, in file-name order."""
 
     source: str
     log_mel: torch.Tensor  # (N, mels, frames)
+    waveforms: torch.Tensor  # (N, NUM_SAMPLES) in [-1, 1), padded with silence or trimmed to 1 s
     digits: list[int]
     speakers: list[str]
     indices: list[int]
@@ -75,8 +76,8 @@ class Source:
                                 f"replace it with {RELEASE.url}") from None
             entries = sorted((Path(n).name, n) for n in zf.namelist()
                              if n.lower().endswith(".wav") and Path(n).parent.name == "recordings")
-        out = Recordings(self.describe(), torch.empty(0), [], [], [], [])
-        mels = []
+        out = Recordings(self.describe(), torch.empty(0), torch.empty(0), [], [], [], [])
+        mels, waves = [], []
         try:
             for name, ref in tqdm(entries, desc="reading FSDD", unit="file", disable=not progress, leave=False):
                 match = NAME.fullmatch(name)
@@ -90,7 +91,8 @@ class Source:
                     with zf.open(ref) as handle:  # type: ignore[arg-type]
                         samples = wav.read_wav(handle, label)
                 out.trimmed += int(samples.shape[0] > wav.NUM_SAMPLES)
-                mels.append(analysis(samples))
+                waves.append(wav.fix_length(samples))
+                mels.append(analysis(waves[-1]))
                 out.digits.append(int(match.group(1)))
                 out.speakers.append(match.group(2).lower())
                 out.indices.append(int(match.group(3)))
@@ -100,7 +102,7 @@ class Source:
                 zf.close()
         if not mels:
             raise DataError(f"{self.describe()}: no recordings named <digit>_<speaker>_<index>.wav found")
-        out.log_mel = torch.stack(mels)
+        out.log_mel, out.waveforms = torch.stack(mels), torch.stack(waves)
         return out
 
 

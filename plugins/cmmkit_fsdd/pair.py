@@ -52,6 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                                                     "generator": {"name": "Adam", "lr": 2e-4,
                                                                   "kwargs": {"betas": [0.5, 0.999]}}}}},
             "digit_classifier": {"model": {"hidden": 128}, "train": {"epochs": 10}},
+            "speech_judge": {"model": {"channels": 16, "hidden": 128}, "train": {"epochs": 25}},
         },
     },
     # Seconds: smoke tests.
@@ -67,6 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "cgan": {"model": {"noise_dim": 8, "generator_y_hidden": 8, "discriminator_hidden": 16,
                                "discriminator_y_hidden": 8}},
             "digit_classifier": {"model": {"hidden": 16}, "train": {"epochs": 1}},
+            "speech_judge": {"model": {"channels": 4, "hidden": 16}, "train": {"epochs": 1}},
         },
     },
 }
@@ -79,7 +81,7 @@ class FSDDDigitsSpeech(Pair):
     y_modality = "digit_text"
     Config = FSDDConfig
     metrics = ("bound", "importance_sampling")  # no Parzen windows on 8,064-dim spectrograms
-    judge_model = "digit_classifier"
+    judge_model = "speech_judge"
 
     def evaluations(self) -> dict[str, Any]:
         from cmmkit_fsdd.judge import digit_accuracy
@@ -136,9 +138,11 @@ class FSDDDigitsSpeech(Pair):
                              dtype=torch.long)
         if not config.condition_on_speaker:
             y_all = y_all[:, :1].contiguous()
-        splits = {name: TensorPairDataset(rec.log_mel[torch.tensor(idx)], y_all[torch.tensor(idx)])
+        # raw x: the 1 s waveforms (the log_mel modality analyses them in prepare; the speech judge
+        # listens to them with its own analysis)
+        splits = {name: TensorPairDataset(rec.waveforms[torch.tensor(idx)], y_all[torch.tensor(idx)])
                   for name, idx in parts.items()}
-        train = splits["train"].x
+        train = rec.log_mel[torch.tensor(parts["train"])]
         info_x = {"mels": wav.N_MELS, "frames": wav.FRAMES, "sample_rate": wav.SAMPLE_RATE,
                   "num_samples": wav.NUM_SAMPLES, "analysis": wav.describe(),
                   "mean": train.mean(dim=(0, 2)).tolist(), "std": train.std(dim=(0, 2)).clamp(min=1e-3).tolist()}

@@ -86,6 +86,8 @@ class MelAnalysis:
 
     def __call__(self, samples: torch.Tensor) -> torch.Tensor:
         """(..., T) samples -> (..., N_MELS, FRAMES) natural-log mel power, after :func:`fix_length`."""
+        if self.mel.spectrogram.window.device != samples.device:
+            self.mel = self.mel.to(samples.device)
         with torch.no_grad():
             return torch.log(self.mel(fix_length(samples.float())) + LOG_FLOOR)
 

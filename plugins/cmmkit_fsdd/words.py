@@ -122,6 +122,9 @@ class DigitTextModality(Modality):
         self._words = {i: w for w, i in self.vocab.items()}
         self._digit_class = torch.full((len(self.vocab),), -1, dtype=torch.long)
         self._digit_class[torch.tensor(self.digit_ids)] = torch.arange(10)
+        self._speaker_class = torch.full((len(self.vocab),), -1, dtype=torch.long)
+        if self.speaker_ids:
+            self._speaker_class[torch.tensor(self.speaker_ids)] = torch.arange(len(self.speaker_ids))
 
     @property
     def with_speaker(self) -> bool:
@@ -137,6 +140,12 @@ class DigitTextModality(Modality):
     def digit_class(self, value: torch.Tensor) -> torch.Tensor:
         """Digit 0-9 of each raw/prepared value (token ids -> class indices)."""
         return self._digit_class.to(value.device)[value[:, 0]]
+
+    def speaker_class(self, value: torch.Tensor) -> torch.Tensor:
+        """Speaker 0..S-1 (index in ``info["speakers"]``) of each value that holds one."""
+        if not self.with_speaker:
+            raise DataError("this condition holds no speaker (pair.condition_on_speaker=false)")
+        return self._speaker_class.to(value.device)[value[:, 1]]
 
     def encoder(self, out_features: int) -> nn.Module:
         return DigitTextEncoder(len(self.vocab), self.dims, self.options.embedding, self.options.hidden, out_features)

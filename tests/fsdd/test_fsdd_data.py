@@ -32,7 +32,12 @@ def test_split_by_index_and_info(folder):
     sizes = {k: len(v) for k, v in data.splits.items()}
     assert sizes == {"train": 3 * 2 * 2, "val": 3 * 2 * 5, "test": 3 * 2 * 5}
     x, y = data.splits["train"].x, data.splits["train"].y
-    assert x.shape[1:] == (wav.N_MELS, wav.FRAMES) == (64, 126) and y.shape[1] == 2
+    assert x.shape[1:] == (wav.NUM_SAMPLES,) and y.shape[1] == 2  # raw x: 1 s waveforms
+    pair = get_registry().pair("fsdd_digits_speech")
+    x_mod, _ = pair.modalities(FSDDConfig(), data.info)
+    mel = x_mod.prepare(x)  # the log_mel modality analyses them
+    assert mel.shape[1:] == (wav.N_MELS, wav.FRAMES) == (64, 126)
+    assert torch.allclose(mel, x_mod.prepare(wav.MelAnalysis()(x)), atol=1e-5)  # raw log-mel accepted too
     assert data.info["y"]["speakers"] == ["jackson", "theo"] and len(data.info["x"]["mean"]) == 64
     assert "tokenizer" in data.info["y"]
     assert load(folder, condition_on_speaker=False).splits["val"].y.shape[1] == 1

@@ -40,7 +40,7 @@ def test_train_generate_judge_evaluate(tmp_path, folder):
     with pytest.raises(ConfigError, match=".wav"):
         run.x.save_outputs(out, tmp_path / "x.png")
 
-    judge_cfg = build_config("fsdd_digits_speech", preset="tiny", model="digit_classifier",
+    judge_cfg = build_config("fsdd_digits_speech", preset="tiny", model="speech_judge",
                              sets=[f"data.data_dir={folder}"])
     judge = train(judge_cfg, tmp_path / "judge", progress=False)
     assert not judge.model.can_generate
@@ -48,12 +48,18 @@ def test_train_generate_judge_evaluate(tmp_path, folder):
     result = evaluate_run(run.path, EvalOptions(k=2, is_examples=2, judge=judge.path), progress=False)
     acc = result["digit_accuracy"]
     assert result["pair_metrics"] == ["digit_accuracy"] and result["parzen"] is None
-    assert set(acc["summary"]) == {"digit acc. generated", "digit acc. sampled", "digit acc. real"}
-    assert 0 <= acc["accuracy_generated"] <= 1 and acc["examples"] == 100
+    assert set(acc["summary"]) == {"digit acc. generated", "digit acc. sampled", "digit acc. real",
+                                   "digit acc. vocoded", "speaker acc. generated", "speaker acc. sampled"}
+    assert 0 <= acc["accuracy_generated"] <= 1 and acc["examples"] == 100 and acc["speaker_chance"] == 0.5
+    for kind in ("generated", "sampled", "sampled_z", "vocoded"):  # the judged files are WAVs as users get them
+        files = sorted((run.path / "judged_speech" / "test" / kind).glob("*.wav"))
+        assert len(files) == 100 and files[0].name == "0000_zero_jackson.wav"
+        with wave.open(str(files[0])) as w:
+            assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
     assert evaluate_run(run.path, EvalOptions(k=2, is_examples=2), progress=False)["pair_metrics"] == []
 
     edited = load_run(run.path).x.from_user([wav_path])  # users' WAV files read back
-    assert edited.shape == (1, 64, 126)
+    assert edited.shape == (1, 8000)  # raw x: the waveform
     named = tmp_path / "7_theo_3.wav"  # the condition of a file named like the dataset's is known
     named.write_bytes(wav_path.read_bytes())
     assert run.pair.lookup_condition(run.config.pair, None, named) == {"text": "seven", "speaker": "theo"}
@@ -62,7 +68,7 @@ def test_train_generate_judge_evaluate(tmp_path, folder):
     assert sorted(p.name for p in tmp_path.glob("edit*")) == ["edit.png", "edit_0.wav", "edit_1.wav", "edit_2.wav"]
 
 
-def test_judge_must_be_a_digit_classifier(tmp_path, folder):
+def test_judge_must_be_a_speech_judge(tmp_path, folder):
     run = tmp_path / "run"
     assert main(["train", "--pair", "fsdd_digits_speech", "--preset", "tiny", "--data-dir", str(folder),
                  "--out", str(run), "--no-progress"]) == 0
