@@ -37,6 +37,14 @@ class PairDataset(Dataset):
     def get_batch(self, indices: torch.Tensor) -> dict[str, Any]:
         return default_collate([self[int(i)] for i in indices])
 
+    def epoch_batches(self, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """The training batches of one epoch, as example indices in training order, drawn from
+        ``generator`` (seeded from (seed, epoch), so resuming rebuilds the same order). Default: a random
+        permutation cut into ``batch_size`` chunks; variable-length data may batch by size instead
+        (e.g. sentences by token count, so short ones do not waste compute on padding)."""
+        order = torch.randperm(len(self), generator=generator)
+        return [order[i:i + batch_size] for i in range(0, len(self), batch_size)]
+
 
 class TensorPairDataset(PairDataset):
     """A pair held as two tensors in memory (indexed in one operation per batch)."""

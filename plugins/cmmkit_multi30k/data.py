@@ -80,6 +80,9 @@ def read_pairs(src_path: Path, tgt_path: Path, strict: bool) -> Aligned:
     return out
 
 
+POOL = 4096  # sentences sorted together by length when batching by tokens
+
+
 class TextPairDataset(PairDataset):
     """Tokenized sentence pairs in memory, padded per batch. Raw values are
     ``{"ids", "mask", "tokenizer"}`` dicts; the raw texts are kept (``target_texts`` are BLEU's
@@ -93,8 +96,37 @@ class TextPairDataset(PairDataset):
         self.source_texts, self.target_texts = source_texts, target_texts
         self.y_fp, self.x_fp = fingerprints
 
+    #: when set, training batches hold at most this many padded tokens (longest side x sentences)
+    #: instead of ``train.batch_size`` sentences (``pair.batch_tokens``)
+    batch_tokens: int | None = None
+
     def __len__(self) -> int:
         return len(self.x_ids)
+
+    def epoch_batches(self, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """Batches by token count (``batch_tokens``): a random order, sorted by length within pools of
+        ``POOL`` sentences so that a batch's sentences have similar lengths (little padding), cut so that
+        sentences x longest side <= ``batch_tokens``, then the batches themselves shuffled. All draws
+        come from ``generator``, so the epoch's batches are reproducible (exact resume)."""
+        if not self.batch_tokens:
+            return super().epoch_batches(batch_size, generator)
+        n = len(self)
+        order = torch.randperm(n, generator=generator)
+        longest = torch.maximum(self.x_len, self.y_len)[order]
+        batches: list[torch.Tensor] = []
+        for start in range(0, n, POOL):
+            pool = order[start:start + POOL]
+            ranked = torch.argsort(longest[start:start + POOL], stable=True)
+            pool, lengths = pool[ranked], longest[start:start + POOL][ranked].tolist()
+            first, widest = 0, 0
+            for i, length in enumerate(lengths):
+                widest = max(widest, length)
+                if (i - first + 1) * widest > self.batch_tokens and i > first:
+                    batches.append(pool[first:i])
+                    first, widest = i, length
+            batches.append(pool[first:])
+        shuffle = torch.randperm(len(batches), generator=generator).tolist()
+        return [batches[i] for i in shuffle]
 
     def __getitem__(self, i: int) -> dict[str, dict[str, torch.Tensor]]:
         return self.get_batch(torch.tensor([i]))
