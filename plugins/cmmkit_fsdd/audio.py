@@ -40,6 +40,7 @@ class LogMelOptions(ModalityOptions):
     ar_prenet: int = Field(128, ge=1, description="autoregressive: units of the prenet reading the previous frame")
     ar_hidden: int = Field(256, ge=1, description="autoregressive: GRU state size")
     ar_prenet_dropout: float = Field(0.5, ge=0.0, lt=1.0, description="autoregressive: prenet dropout (training only)")
+    ar_frames_per_step: int = Field(1, ge=1, description="autoregressive: frames emitted per step (Tacotron's reduction factor)")
 
 
 @dataclass(eq=False)
@@ -157,7 +158,8 @@ class LogMelModality(Modality):
 
             return FrameARDecoder(in_features, self.shape[0], self.shape[1], upsampling=o.layers, context=o.ar_context,
                                   channels=o.base_channels, prenet=o.ar_prenet, hidden=o.ar_hidden,
-                                  prenet_dropout=o.ar_prenet_dropout, logvar_floor=o.logvar_floor)
+                                  prenet_dropout=o.ar_prenet_dropout, logvar_floor=o.logvar_floor,
+                                  frames_per_step=o.ar_frames_per_step)
         return GaussianSpectrogramDecoder(in_features, self._mels(), self.shape[1], o)
 
     # --- users ----------------------------------------------------------------------------

@@ -7,6 +7,8 @@ Tacotron-style decoders do (teacher forcing in training):
 
 - z -> a conditioning sequence c_1..c_T: linear to ``T/2^L`` frames, then ``L`` stride-2
   ``ConvTranspose1d`` layers over time (the timing of the word comes from z);
+- ``frames_per_step`` (r) frames are emitted per step, as Tacotron's reduction factor (r = 2
+  halves the sequential steps; the likelihood stays exact: p(x | z) = prod_k p(x_{rk..rk+r-1} | x_<rk, z));
 - x_{t-1} -> a prenet (two ReLU layers with dropout while training, which keeps the decoder from
   simply copying the last frame and makes it listen to c_t); the first input is a learned frame;
 - a GRU reads [prenet(x_{t-1}), c_t]; a linear map of [GRU state, c_t] gives mu_t and the
@@ -41,9 +43,13 @@ class FrameARDecoder(Decoder):
     """h (B, in_features) -> p(x | h) over (B, mels, frames) normalised log-mel, frame by frame."""
 
     def __init__(self, in_features: int, mels: int, frames: int, *, upsampling: int, context: int,
-                 channels: int, prenet: int, hidden: int, prenet_dropout: float, logvar_floor: float) -> None:
+                 channels: int, prenet: int, hidden: int, prenet_dropout: float, logvar_floor: float,
+                 frames_per_step: int = 1) -> None:
         super().__init__()
-        self.mels, self.frames, self.floor = mels, frames, logvar_floor
+        if frames % frames_per_step:
+            raise ConfigError(f"log_mel: {frames} frames are not a multiple of ar_frames_per_step={frames_per_step}")
+        self.mels, self.frames, self.floor, self.r = mels, frames, logvar_floor, frames_per_step
+        self.steps, step_size = frames // frames_per_step, frames_per_step * mels
         self.t0 = -(-frames // 2**upsampling)
         self.c0 = channels * 2 ** (upsampling - 1)
         self.fc = nn.Sequential(nn.Linear(in_features, self.c0 * self.t0), nn.LeakyReLU(0.2))
@@ -54,45 +60,53 @@ class FrameARDecoder(Decoder):
             mods += [nn.ConvTranspose1d(c, out, 4, 2, 1), nn.LeakyReLU(0.2)]
             c = out
         self.upsample = nn.Sequential(*mods)
-        self.prenet = nn.Sequential(nn.Linear(mels, prenet), nn.ReLU(), nn.Dropout(prenet_dropout),
+        self.prenet = nn.Sequential(nn.Linear(step_size, prenet), nn.ReLU(), nn.Dropout(prenet_dropout),
                                     nn.Linear(prenet, prenet), nn.ReLU(), nn.Dropout(prenet_dropout))
-        self.go = nn.Parameter(torch.zeros(mels))
-        self.rnn = nn.GRU(prenet + context, hidden, batch_first=True)
-        self.out = nn.Linear(hidden + context, 2 * mels)
+        self.go = nn.Parameter(torch.zeros(step_size))
+        self.rnn = nn.GRU(prenet + frames_per_step * context, hidden, batch_first=True)
+        self.out = nn.Linear(hidden + frames_per_step * context, 2 * step_size)
 
     def context(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, frames, context) conditioning sequence from z."""
+        """(B, steps, frames_per_step * context) conditioning sequence from z."""
         c = self.upsample(self.fc(_flat(h)).view(-1, self.c0, self.t0))
-        return c[..., : self.frames].transpose(1, 2)
+        c = c[..., : self.frames].transpose(1, 2)
+        return c.reshape(len(c), self.steps, -1)
+
+    def _steps(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, mels, frames) -> (B, steps, frames_per_step * mels): the frames each step emits."""
+        return x.transpose(1, 2).reshape(len(x), self.steps, -1)
+
+    def _frames(self, steps: torch.Tensor) -> torch.Tensor:
+        return steps.reshape(len(steps), self.frames, self.mels).transpose(1, 2)
 
     def _params(self, state: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, raw = self.out(torch.cat([state, c], dim=-1)).chunk(2, dim=-1)
         return mu, self.floor + F.softplus(raw - self.floor)
 
     def distribution(self, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing: (mu, logvar), each (B, frames, mels), of every frame given the true
-        frames before it (``x``: (B, mels, frames))."""
-        frames = x.transpose(1, 2)
-        previous = torch.cat([self.go.expand(len(frames), 1, self.mels), frames[:, :-1]], dim=1)
+        """Teacher forcing: (mu, logvar), each (B, steps, frames_per_step * mels), of every step's
+        frames given the true frames before them (``x``: (B, mels, frames))."""
+        steps = self._steps(x)
+        previous = torch.cat([self.go.expand(len(steps), 1, -1), steps[:, :-1]], dim=1)
         c = self.context(h)
         states, _ = self.rnn(torch.cat([self.prenet(previous), c], dim=-1))
         return self._params(states, c)
 
     def log_prob(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu, logvar = self.distribution(h, x)
-        return gaussian_log_prob(x.transpose(1, 2), mu, logvar, event_dims=2)
+        return gaussian_log_prob(self._steps(x), mu, logvar, event_dims=2)
 
     def generate(self, h: torch.Tensor, noise_scale: float = 0.0) -> torch.Tensor:
         return self.sample(h, noise_scale)[0]
 
     def sample(self, h: torch.Tensor, noise_scale: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(x (B, mels, frames), mu, logvar (B, frames, mels)): frames drawn one at a time,
-        x_t = mu_t + noise_scale * sigma_t * eps, each fed back as the next input."""
+        """(x (B, mels, frames), mu, logvar (B, steps, frames_per_step * mels)): frames drawn a step
+        at a time, x_t = mu_t + noise_scale * sigma_t * eps, each step fed back as the next input."""
         c = self.context(h)
-        prev = self.go.expand(len(c), 1, self.mels)
+        prev = self.go.expand(len(c), 1, -1)
         state = None
         xs, mus, logvars = [], [], []
-        for t in range(self.frames):
+        for t in range(self.steps):
             out, state = self.rnn(torch.cat([self.prenet(prev), c[:, t : t + 1]], dim=-1), state)
             mu, logvar = self._params(out, c[:, t : t + 1])
             x_t = mu if noise_scale == 0 else mu + noise_scale * torch.exp(0.5 * logvar) * torch.randn_like(mu)
@@ -100,4 +114,4 @@ class FrameARDecoder(Decoder):
             mus.append(mu)
             logvars.append(logvar)
             prev = x_t
-        return torch.cat(xs, dim=1).transpose(1, 2), torch.cat(mus, dim=1), torch.cat(logvars, dim=1)
+        return self._frames(torch.cat(xs, dim=1)), torch.cat(mus, dim=1), torch.cat(logvars, dim=1)

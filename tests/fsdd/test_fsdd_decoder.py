@@ -17,10 +17,10 @@ from fsdd_fixtures import make_fsdd
 MELS, FRAMES = 64, 126
 
 
-def _decoder(seed: int = 0) -> FrameARDecoder:
+def _decoder(seed: int = 0, r: int = 1) -> FrameARDecoder:
     torch.manual_seed(seed)
     dec = FrameARDecoder(6, MELS, FRAMES, upsampling=4, context=8, channels=4, prenet=16, hidden=24,
-                         prenet_dropout=0.5, logvar_floor=-4.0)
+                         prenet_dropout=0.5, logvar_floor=-4.0, frames_per_step=r)
     return dec.eval()
 
 
@@ -35,43 +35,49 @@ def test_shapes_and_modality_option():
     assert dec.log_prob(h, x).shape == (3,)
     assert dec.generate(h, 0.0).shape == dec.generate(h, 1.0).shape == (3, MELS, FRAMES)
     assert not isinstance(LogMelModality(LogMelOptions(base_channels=4), info).decoder(6), FrameARDecoder)
+    with pytest.raises(ConfigError, match="multiple of ar_frames_per_step=4"):
+        LogMelModality(LogMelOptions(base_channels=4, decoder="autoregressive", ar_frames_per_step=4), info).decoder(6)
     with pytest.raises(ConfigError, match="flat latent"):
         dec.log_prob(torch.randn(3, 5, 6), x)
 
 
+@pytest.mark.parametrize("r", [1, 2])
 @torch.no_grad()
-def test_log_prob_is_the_density_generate_samples_from():
-    dec, h = _decoder(), torch.randn(4, 6)
+def test_log_prob_is_the_density_generate_samples_from(r):
+    dec, h = _decoder(r=r), torch.randn(4, 6)
     torch.manual_seed(1)
     x, mu, logvar = dec.sample(h, 1.0)
     # the teacher-forced likelihood of a sample is the sum of the per-frame Gaussians it was drawn from
-    expected = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(x.transpose(1, 2)).sum((1, 2))
+    assert x.shape == (4, MELS, FRAMES) and mu.shape == logvar.shape == (4, FRAMES // r, r * MELS)
+    expected = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(dec._steps(x)).sum((1, 2))
     assert torch.allclose(dec.log_prob(h, x), expected, rtol=1e-5, atol=1e-2)
-    assert torch.allclose(dec.log_prob(h, x), gaussian_log_prob(x.transpose(1, 2), mu, logvar, 2), rtol=1e-5)
+    assert torch.allclose(dec.log_prob(h, x), gaussian_log_prob(dec._steps(x), mu, logvar, 2), rtol=1e-5)
     # noise 0: every frame is its conditional mean, so teacher forcing on it reproduces it exactly
     x0 = dec.generate(h, 0.0)
     mu0, _ = dec.distribution(h, x0)
-    assert torch.allclose(mu0.transpose(1, 2), x0, atol=1e-5)
+    assert torch.allclose(dec._frames(mu0), x0, atol=1e-5)
     # and the same seed gives the same sample (generate is sample's first output)
     torch.manual_seed(1)
     assert torch.allclose(dec.generate(h, 1.0), x)
     # a sample's spread follows sigma: at noise 0.5 the standardised residuals have std ~0.5
     torch.manual_seed(2)
     xh, muh, lvh = dec.sample(h, 0.5)
-    z = (xh.transpose(1, 2) - muh) / torch.exp(0.5 * lvh)
+    z = (dec._steps(xh) - muh) / torch.exp(0.5 * lvh)
     assert 0.45 < float(z.std()) < 0.55
 
 
+@pytest.mark.parametrize("r", [1, 2])
 @torch.no_grad()
-def test_causal_and_normalised_per_frame():
-    dec, h = _decoder(), torch.randn(2, 6)
+def test_causal_and_normalised_per_frame(r):
+    dec, h = _decoder(r=r), torch.randn(2, 6)
     x = torch.randn(2, MELS, FRAMES)
     mu, logvar = dec.distribution(h, x)
     changed = x.clone()
-    changed[:, :, 50:] += 3.0
+    changed[:, :, 50:] += 3.0  # frames 50 on: steps up to the one holding frame 50 see only frames before them
     mu2, logvar2 = dec.distribution(h, changed)
-    assert torch.allclose(mu[:, :51], mu2[:, :51]) and torch.allclose(logvar[:, :51], logvar2[:, :51])  # frames <= 50 see x_<t only
-    assert not torch.allclose(mu[:, 51:], mu2[:, 51:])
+    k = 50 // r + 1
+    assert torch.allclose(mu[:, :k], mu2[:, :k]) and torch.allclose(logvar[:, :k], logvar2[:, :k])
+    assert not torch.allclose(mu[:, k:], mu2[:, k:])
     assert float(logvar.min()) >= -4.0 - 1e-6  # the floor holds
     # one bin's density integrates to 1 over x (grid over +-8 sigma), so log_prob is a true density
     m, s = float(mu[0, 0, 0]), float(torch.exp(0.5 * logvar[0, 0, 0]))
