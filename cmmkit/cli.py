@@ -10,6 +10,22 @@ from cmmkit.errors import CmmkitError
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Train or resume. Exit codes: 0 done, 2 bad input, 3 diverged (non-finite loss/weights; the
+    last good checkpoint is kept), 130/143 stopped by SIGINT/SIGTERM after saving a checkpoint."""
+    from cmmkit.training.signals import TrainingInterrupted
+    from cmmkit.training.trainer import TrainingDiverged
+
+    try:
+        return _train_or_resume(args)
+    except TrainingInterrupted as exc:
+        print(f"\n{exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except TrainingDiverged as exc:
+        print(f"cmmkit: error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _train_or_resume(args: argparse.Namespace) -> int:
     from cmmkit.config import build_config
     from cmmkit.runs import resume, train
 

@@ -77,6 +77,9 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+_YAML11_WORDS = {"on", "off", "yes", "no", "y", "n"}  # YAML 1.1 booleans that are also words
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["train.lr=0.1", "model.posterior=x"]`` -> nested dict; values parsed as YAML scalars."""
     out: dict[str, Any] = {}
@@ -88,6 +91,8 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if raw.strip().lower() in _YAML11_WORDS:
+            value = raw.strip()  # `tensorboard=off` is the word; pydantic still reads it for a bool field
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
