@@ -181,6 +181,9 @@ def _build_checked(config: RunConfig, info: dict[str, Any], weights: dict[str, t
     except Exception:  # a plugin model that cannot be built on the meta device: the real build checks
         shell = None
     if shell is not None:
+        reason = getattr(shell, "incompatible_weights", lambda _: None)(weights)  # a model knowing an old layout
+        if reason:
+            raise CheckpointError(f"{source}: {reason}")
         _check_fit(shell.state_dict(), weights, source)
     pair, model = build_model(config, info)
     _load_weights(model, weights, source)

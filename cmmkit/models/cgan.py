@@ -15,6 +15,11 @@ from a mismatched one and the generator gets no signal to follow y. Two joint he
   phi = the x encoder, e = the y encoder, psi and V linear;
 - ``hidden`` (Mirza & Osindero 2014): x and y features concatenated into a hidden layer, then
   the logit, so y enters the discriminator's hidden units.
+
+A joint head can read y, but the GAN loss alone gives it no reason to while the generator's
+fakes are easy to spot from x alone (on a synthetic problem D never did, and G ignored y). So by
+default D is also shown real x under another example's y as fake (``mismatch_weight``, the
+matching-aware discriminator of Reed et al. 2016, GAN-CLS); 0 gives the plain CGAN loss.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ class CGANConfig(ModelConfig):
         "projection", description="how D joins x and y: projection (Miyato & Koyama 2018) or a joint hidden "
                                   "layer (Mirza & Osindero 2014)")
     joint_hidden: int = Field(512, ge=1, description="units of the joint hidden layer (discriminator=hidden)")
+    mismatch_weight: float = Field(0.5, ge=0, le=1, description=(
+        "share of D's 'fake' term given to real x under another example's y (matching-aware D, Reed et al. "
+        "2016): teaches D to read y before the generator's faces are realistic; 0 is the plain CGAN"))
     init_std: float | None = Field(0.02, gt=0, description="std of the initial weights (None: PyTorch's default)")
 
 
@@ -96,7 +104,9 @@ class CGAN(ConditionalModel):
 
     def discriminate(self, x: Value, y: Value) -> torch.Tensor:
         """D's logit for each pair (x_i, y_i), shape (B,)."""
-        phi, e = self.d_x(x), self.d_y(y)
+        return self._logit(self.d_x(x), self.d_y(y))
+
+    def _logit(self, phi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         if self.config.discriminator == "projection":
             return self.d_head["psi"](phi).squeeze(-1) + (self.d_head["embed"](e) * phi).sum(-1)
         return self.d_head["joint"](torch.cat([phi, e], dim=-1)).squeeze(-1)
@@ -111,11 +121,18 @@ class CGAN(ConditionalModel):
         if group == "discriminator":
             with torch.no_grad():
                 fake = self._fake(p["y"])
-            real_logit, fake_logit = self.discriminate(p["x"], p["y"]), self.discriminate(fake, p["y"])
+            phi, e = self.d_x(p["x"]), self.d_y(p["y"])
+            real_logit, fake_logit = self._logit(phi, e), self.discriminate(fake, p["y"])
+            w = self.config.mismatch_weight
             loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                    + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
-            return loss, {"d_real": torch.sigmoid(real_logit).mean().detach(),
-                          "d_fake": torch.sigmoid(fake_logit).mean().detach()}
+                    + (1 - w) * F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+            logs = {"d_real": torch.sigmoid(real_logit).mean().detach(),
+                    "d_fake": torch.sigmoid(fake_logit).mean().detach()}
+            if w > 0:  # real x under the next example's y: a pair D must call fake
+                wrong_logit = self._logit(phi, torch.roll(e, 1, dims=0))
+                loss = loss + w * F.binary_cross_entropy_with_logits(wrong_logit, torch.zeros_like(wrong_logit))
+                logs["d_mismatch"] = torch.sigmoid(wrong_logit).mean().detach()
+            return loss, logs
         # non-saturating generator loss: -log D(G(noise, y), y)
         logit = self.discriminate(self._fake(p["y"]), p["y"])
         return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)), {}
