@@ -57,7 +57,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except CmmkitError as exc:
-            raise gr.Error(html.escape(str(exc)), print_exception=False) from None
+            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
         except Exception as exc:  # noqa: BLE001
             log.exception("demo request failed")
             raise gr.Error(f"internal error ({type(exc).__name__}); the server's log has the details",
@@ -192,6 +192,7 @@ def build(demo: DemoRuns, concurrency: int = 1) -> gr.Blocks:
                 widget.submit if isinstance(widget, gr.Textbox) else widget.input
             event(changed(name), ui_in, ui_out, **private)
         go.click(guarded(again), ui_in, ui_out, **private)
+        page.load(guarded(again), ui_in, ui_out, **private)  # the base's output as soon as the page opens
         noise.release(guarded(again), ui_in, ui_out, **private)
         seed.submit(guarded(again), ui_in, ui_out, **private)
         if y.bases:
