@@ -20,12 +20,15 @@ from cmmkit.modalities.text import TextOptions, fingerprint, load_tokenizer, tex
 from cmmkit.pair import Pair, PairConfig, PairData
 from cmmkit_multi30k.data import DATASET, read_pairs, remote, tokenize_split
 
+OFFICIAL_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
+
 
 class Multi30kConfig(PairConfig):
     name: Literal["multi30k_en_de"] = "multi30k_en_de"
     target: Literal["de", "fr"] = Field("de", description="generated language (the source is always English)")
-    test_split: Literal["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco"] = Field(
-        "test_2016_flickr", description="official test set used as the 'test' split")
+    test_split: Literal["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"] = Field(
+        "test_2016_flickr", description="official test set used as the 'test' split (downloaded when missing); the "
+        "other official test sets found in the data folder are loaded too, under their official names")
     max_length: int = Field(128, ge=3, description="longest sentence in tokens incl. BOS/EOS: longer training pairs "
                             "are skipped with a note, longer val/test pairs are an error")
     train_size: int | None = Field(None, ge=1, description="use only the first N training pairs (quick experiments)")
@@ -88,9 +91,9 @@ class Multi30kEnDe(Pair):
     metrics = ("bound", "importance_sampling")  # no Parzen windows for sentences
 
     def evaluations(self) -> dict[str, Any]:
-        from cmmkit_multi30k.metrics import bleu, log_likelihood
+        from cmmkit_multi30k.metrics import bleu, diversity, log_likelihood
 
-        return {"bleu": bleu, "log_likelihood": log_likelihood}
+        return {"bleu": bleu, "log_likelihood": log_likelihood, "diversity": diversity}
 
     def presets(self) -> dict[str, dict[str, Any]]:
         return PRESETS
@@ -106,6 +109,10 @@ class Multi30kEnDe(Pair):
         stems = {"train": "train", "val": "val", "test": config.test_split}
         paths = {split: tuple(self._file(folder, user_copy, stem, lang, download, progress) for lang in langs)
                  for split, stem in stems.items()}
+        for other in OFFICIAL_TESTS:  # `cmmkit evaluate --split test_2017_flickr` where the files are present
+            found = tuple(folder / remote(other, lang).filename for lang in langs)
+            if other != config.test_split and all(p.is_file() for p in found):
+                stems[other], paths[other] = other, found
         aligned = {split: read_pairs(*paths[split], strict=split != "train") for split in stems}
         train = aligned["train"]
         if config.train_size is not None:
@@ -125,6 +132,7 @@ class Multi30kEnDe(Pair):
         splits = {split: tokenize_split(aligned[split], (tokenizers[0], tokenizers[1]), (specials[0], specials[1]),
                                         fps, config.max_length, strict=split != "train", paths=paths[split])
                   for split in stems}
+        splits[config.test_split] = splits["test"]  # the test split under its official name too
         splits["train"].batch_tokens = config.batch_tokens
         if len(splits["train"]) == 0:
             raise DataError(f"no training pairs left in {paths['train'][0]} / {paths['train'][1]} after skipping "

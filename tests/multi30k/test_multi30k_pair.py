@@ -31,7 +31,11 @@ def test_train_generate_evaluate(tmp_path, folder, model):
     loaded = load_run(run.path)
     assert loaded.generate(["A man runs on the grass."]) == out[:1]  # the tokenizer travels in the checkpoint
     result = evaluate_run(run.path, EvalOptions(k=3, is_examples=4, parzen=False), progress=False)
-    assert result["pair_metrics"] == ["bleu", "log_likelihood"] and result["parzen"] is None
+    assert result["pair_metrics"] == ["bleu", "log_likelihood", "diversity"] and result["parzen"] is None
+    div = result["diversity"]
+    assert div["sentences"] == 10 and len(div["examples"][0]["samples"]) == 5 and 0 <= div["self_bleu"] <= 100
+    if model == "direct":  # no latent: the five samples of a sentence are one translation
+        assert div["distinct_per_sentence"] == 1.0 and div["best_of_5_bleu"] == pytest.approx(div["mean_sample_bleu"])
     bleu = result["bleu"]
     assert 0 <= bleu["bleu"] <= 100 and bleu["summary"] == {"BLEU": bleu["bleu"]} and len(bleu["samples"]) == 10
     assert bleu["samples"][0]["reference"] and bleu["examples"] == 10
