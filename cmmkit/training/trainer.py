@@ -110,6 +110,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []  # one metrics row per completed epoch
         self.epoch_sums: dict[str, torch.Tensor] = {}  # the current epoch's summed step logs
         self.epoch_images, self.epoch_seconds = 0, 0.0
+        self.epoch_saves = [0, 0.0]  # mid-epoch checkpoints in the current epoch: count, seconds
         self.last_saved: dict[str, int] | None = None
         self.stop = StopFlag()
         self.check_every = 1 if self.device.type == "cpu" else GPU_CHECK_EVERY
@@ -130,10 +131,13 @@ class Trainer:
         self.check_finite(weights=True)
         position = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         meta = {**self.meta, **position, "history": self.history, "epoch_images": self.epoch_images,
-                "epoch_seconds": self.epoch_seconds,
+                "epoch_seconds": self.epoch_seconds, "epoch_saves": self.epoch_saves,
                 "optimizer_classes": {k: type(o).__name__ for k, o in self.optimizers.items()}}
         self._save_safe = False
+        began = time.perf_counter()
         path = self.run.save_checkpoint(self.model, self.state(), meta)
+        if self.batch_in_epoch:
+            self.epoch_saves = [self.epoch_saves[0] + 1, self.epoch_saves[1] + time.perf_counter() - began]
         self._save_safe = True
         self.last_saved = position
         self._last_save_time = time.monotonic()
@@ -167,6 +171,7 @@ class Trainer:
         self.history = list(meta.get("history", []))
         self.epoch_sums = {k: v.to(self.device) for k, v in state.get("epoch_sums", {}).items()}
         self.epoch_images, self.epoch_seconds = meta.get("epoch_images", 0), meta.get("epoch_seconds", 0.0)
+        self.epoch_saves = list(meta.get("epoch_saves", [0, 0.0]))
         self.last_saved = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         return notes
 
@@ -217,10 +222,11 @@ class Trainer:
         last = self.validate()
         row = {"epoch": self.epoch, "step": self.step, **{f"train_{k}": v for k, v in train_logs.items()},
                **{f"val_{k}": v for k, v in last.items()}, "epoch_seconds": seconds,
-               "images_per_second": n_images / max(seconds, 1e-9)}
+               "images_per_second": n_images / max(seconds, 1e-9),
+               "mid_epoch_checkpoints": self.epoch_saves[0], "mid_epoch_checkpoint_seconds": self.epoch_saves[1]}
         self.preview()
         self.history.append(row)
-        self.epoch_sums, self.epoch_images, self.epoch_seconds = {}, 0, 0.0
+        self.epoch_sums, self.epoch_images, self.epoch_seconds, self.epoch_saves = {}, 0, 0.0, [0, 0.0]
         self.save()  # the checkpoint holds the row first: metrics.csv is rebuilt from it on resume
         faults.point("checkpoint-saved")
         self.metrics.write(row)
