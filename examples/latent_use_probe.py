@@ -4,7 +4,8 @@ Trains a fresh model for ``--steps`` Adam steps (the preset's networks, ``--set`
 ``--every`` steps prints, on 128 test examples:
 
 - ``spread``: the std across examples of f's mean (CMMA) or of the code (``direct``), averaged over
-  dimensions: how much the conditioning input moves the decoder's input;
+  dimensions (a structured latent averaged over its positions first): how much the conditioning input
+  moves the decoder's input;
 - ``gain``: log p(x | z) at each example's own prior mean minus at the prior means of shuffled
   examples (nats): what the decoder gets from the source. 0 means it ignores z (posterior collapse);
 - for latent models the prior's mean log-variance and the KL of the bound.
@@ -24,7 +25,23 @@ import torch
 
 from cmmkit import bound
 from cmmkit.config import build_config
+from cmmkit.modality import Code, code_parts
 from cmmkit.runs import build_model, load_data
+
+
+def _pooled(code: "torch.Tensor | Code") -> torch.Tensor:
+    """(B, D): a flat code as is, a structured one averaged over its real positions."""
+    feats, mask = code_parts(code)
+    if feats.dim() == 2:
+        return feats
+    w = torch.ones(feats.shape[:-1]) if mask is None else mask.float()
+    return (feats * w[..., None]).flatten(1, -2).sum(1) / w.flatten(1).sum(1, keepdim=True)
+
+
+def _rows(code: "torch.Tensor | Code", index: torch.Tensor) -> "torch.Tensor | Code":
+    """Examples ``index`` of a code, its mask going with it (a structured code keeps its positions)."""
+    feats, mask = code_parts(code)
+    return Code(feats[index], None if mask is None else mask[index]) if isinstance(code, Code) else feats[index]
 
 
 def main() -> None:
@@ -58,21 +75,22 @@ def main() -> None:
             extra = ""
             if latent:
                 p = model.prior(probe_batch["y"])
-                z = p.mu
+                z = p.sample_code(0.0)
                 kl = float(bound.elbo(model, probe_batch).kl.mean())
                 extra = f"  prior logvar {float(p.logvar.mean()):.2f}  kl {kl:.3f}"
             else:
                 z = model.code(probe_batch["y"])
             own = model.decoder.log_prob(z, probe_batch["x"]).mean()
-            other = model.decoder.log_prob(z[shuffle], probe_batch["x"]).mean()
-        print(f"step {step:5d}  spread {float(z.std(0).mean()):.4f}  log p(x|z) {float(own):.2f}  "
+            other = model.decoder.log_prob(_rows(z, shuffle), probe_batch["x"]).mean()
+        print(f"step {step:5d}  spread {float(_pooled(z).std(0).mean()):.4f}  log p(x|z) {float(own):.2f}  "
               f"gain {float(own - other):.2f}{extra}", flush=True)
         model.train()
 
     start = time.time()
     model.train()
     for step in range(args.steps):
-        loss, _ = model.training_loss(train.get_batch(torch.randint(len(train), (cfg.train.batch_size,))), "main")
+        loss, _ = model.training_loss(train.get_batch(torch.randint(len(train), (min(cfg.train.batch_size, 64),))),
+                                      "main")
         opt.zero_grad()
         loss.backward()
         opt.step()
