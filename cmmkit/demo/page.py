@@ -19,11 +19,14 @@ from typing import Any, Callable
 import gradio as gr
 
 from cmmkit.demo.engine import DemoError, DemoRuns, RunResult, describe
+from cmmkit.demo.files import OutputFiles
 from cmmkit.demo.spec import Choice, Control, Slider, Text, View
 from cmmkit.errors import CmmkitError
 
 log = logging.getLogger(__name__)
 GROUP = "model"  # the one concurrency group of every event that calls a model
+#: small outputs (64x64 faces) are shown enlarged with sharp pixels; downloads keep their own size
+CSS = ".cmmkit-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 
 
 def Upload(**kwargs: Any) -> gr.Image:  # noqa: N802 - used like a component class
@@ -66,17 +69,18 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _control(c: Control) -> Any:
+def _control(c: Control, elem_id: str) -> Any:
     if isinstance(c, Slider):
-        return gr.Slider(c.minimum, c.maximum, value=c.value, step=c.step, label=c.name, min_width=160)
+        return gr.Slider(c.minimum, c.maximum, value=c.value, step=c.step, label=c.name, min_width=160, elem_id=elem_id)
     if isinstance(c, Choice):
-        return gr.Dropdown(list(c.choices), value=c.value, label=c.label or c.name, filterable=True)
+        return gr.Dropdown(list(c.choices), value=c.value, label=c.label or c.name, filterable=True, elem_id=elem_id)
     assert isinstance(c, Text)
-    return gr.Textbox(c.value, label=c.label or c.name, lines=c.lines)
+    return gr.Textbox(c.value, label=c.label or c.name, lines=c.lines, elem_id=elem_id)
 
 
-def controls(demo: DemoRuns) -> dict[str, Any]:
-    """y's controls in the pair's groups (first group open), the ungrouped ones last."""
+def controls(demo: DemoRuns, prefix: str) -> dict[str, Any]:
+    """y's controls in the pair's groups (first group open), the ungrouped ones last; HTML ids
+    ``{prefix}-ctl-{index in y's order}``."""
     specs = {c.name: c for c in demo.y_spec.controls}
     groups = {t: [n for n in names if n in specs] for t, names in demo.pair_spec.groups.items()}
     grouped = {n for names in groups.values() for n in names}
@@ -85,23 +89,31 @@ def controls(demo: DemoRuns) -> dict[str, Any]:
         groups["other" if grouped else "condition"] = rest
     out: dict[str, Any] = {}
     for i, (title, names) in enumerate(g for g in groups.items() if g[1]):
-        with gr.Accordion(title, open=i == 0 or not grouped):
+        with gr.Accordion(title, open=i == 0 or not grouped, elem_id=f"{prefix}-group-{i}"):
             with gr.Row(equal_height=False):
                 for name in names:
-                    out[name] = _control(specs[name])
+                    out[name] = _control(specs[name], f"{prefix}-ctl-{list(specs).index(name)}")
     return out
 
 
-def _view(view: View, label: str) -> Any:
+def _view(view: View, label: str, elem_id: str) -> Any:
     if view.kind == "image":
-        return gr.Image(type="pil", format="png", label=label, buttons=["download"], height=256)
+        return gr.Image(type="pil", format="png", label=label, buttons=["download"], height=256, elem_id=elem_id,
+                        elem_classes=["cmmkit-view"])
     if view.kind == "audio":
-        return gr.Audio(type="numpy", label=label, buttons=["download"])
-    return gr.Textbox(label=label, lines=2, buttons=["copy"])
+        return gr.Audio(type="numpy", label=label, buttons=["download"], elem_id=elem_id)
+    return gr.Textbox(label=label, lines=2, buttons=["copy"], elem_id=elem_id)
 
 
-def _render(views: tuple[View, ...], value: Any) -> list[Any]:
-    return [None if value is None else v.render(value) for v in views]
+def _render(views: tuple[View, ...], value: Any, files: OutputFiles) -> list[Any]:
+    """What each view's widget gets: images and audio as files (see :mod:`cmmkit.demo.files`)."""
+    out = []
+    for v in views:
+        shown = None if value is None else v.render(value)
+        if shown is not None and v.kind in ("image", "audio"):
+            shown = files.image(shown) if v.kind == "image" else files.audio(shown)
+        out.append(shown)
+    return out
 
 
 def _notes(results: list[RunResult], demo: DemoRuns) -> str:
@@ -118,13 +130,15 @@ def _parse(text: str, what: str) -> dict[str, Any]:
     return value
 
 
-def build(demo: DemoRuns, concurrency: int = 1) -> gr.Blocks:
-    """The page for ``demo``; model events share one concurrency group of ``concurrency`` slots."""
+def build(demo: DemoRuns, files: OutputFiles, concurrency: int = 1) -> gr.Blocks:
+    """The page for ``demo``, writing its outputs to ``files``; model events share one concurrency
+    group of ``concurrency`` slots."""
     x, y = demo.x_spec, demo.y_spec
     limits = {"concurrency_id": GROUP, "concurrency_limit": concurrency}
     private = {**limits, "api_visibility": "private"}
     order = [c.name for c in y.controls]
-    with gr.Blocks(title=f"cmmkit demo: {demo.pair.name}") as page:
+    with gr.Blocks(title=f"cmmkit demo: {demo.pair.name}", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as page:
         gr.Markdown(f"## cmmkit demo: {demo.pair.name}\n{html.escape(demo.pair.description)}\n\n"
                     + "\n".join(f"- panel {i + 1}: **{describe(r)}**, `{r.path}`" for i, r in enumerate(demo.runs))
                     + "".join(f"\n\n_{html.escape(n)}_" for n in demo.notes))
@@ -138,27 +152,30 @@ def build(demo: DemoRuns, concurrency: int = 1) -> gr.Blocks:
                         seed = gr.Number(0, precision=0, label="seed", minimum=0)
                     base = gr.Radio(list(y.bases), value=y.bases[0], label="unset values come from the base") \
                         if y.bases else gr.State(None)
-                    given_md = gr.Markdown("Nothing set yet: every value is the base." if y.bases else "")
+                    given_md = gr.Markdown("Nothing set yet: every value is the base." if y.bases else "",
+                                           elem_id="gen-given")
                     with gr.Row():
                         go = gr.Button("generate", variant="primary")
                         reset = gr.Button("reset") if y.bases else None
-                    inputs = controls(demo)
+                    inputs = controls(demo, "gen")
                 with gr.Column(scale=3):
                     gen_out: list[Any] = []
                     for i, run in enumerate(demo.runs):
                         with gr.Group():
                             gr.Markdown(f"**panel {i + 1}: {describe(run)}**")
-                            gen_out += [_view(v, f"{v.label} ({run.model.name})") for v in x.views]
+                            gen_out += [_view(v, f"{v.label}: {describe(run)}", f"gen-{i}-{j}")
+                                        for j, v in enumerate(x.views)]
                             if x.alternatives:
-                                gen_out.append(gr.Textbox(label=f"sampled alternatives ({run.model.name})", lines=3))
-                    gen_status = gr.Markdown()
+                                gen_out.append(gr.Textbox(label=f"sampled alternatives: {describe(run)}", lines=3,
+                                                          elem_id=f"gen-{i}-alternatives"))
+                    gen_status = gr.Markdown(elem_id="gen-notes")
         given = gr.State({})
         widgets = [inputs[n] for n in order]
 
         def outputs_of(results: list[RunResult]) -> list[Any]:
             out: list[Any] = []
             for res in results:
-                out += _render(x.views, res.outputs[0] if res.outputs else None)
+                out += _render(x.views, res.outputs[0] if res.outputs else None, files)
                 if x.alternatives:
                     out.append("\n".join(str(a) for a in res.alternatives))
             return out + [_notes(results, demo)]
@@ -171,7 +188,7 @@ def build(demo: DemoRuns, concurrency: int = 1) -> gr.Blocks:
 
         def run_ui(values: dict[str, Any], base_v: Any, noise_v: float, seed_v: Any) -> list[Any]:
             shown = demo.fill(values, base_v)
-            return [values, given_text(values), *[shown.get(n) for n in order],
+            return [values, given_text(values), *[_shown(shown.get(n)) for n in order],
                     *outputs_of(demo.generate(values, noise_v, seed_v, base_v))]
 
         ui_out = [given, given_md, *widgets, *gen_out, gen_status]
@@ -201,7 +218,7 @@ def build(demo: DemoRuns, concurrency: int = 1) -> gr.Blocks:
 
         # --- edit --------------------------------------------------------------------------
         if demo.can_edit:
-            _edit_tab(demo, order, seed, limits, private)
+            _edit_tab(demo, files, order, seed, limits, private)
 
         # --- endpoints for gradio_client ------------------------------------------------
         with gr.Row(visible=False):
@@ -220,45 +237,49 @@ def build(demo: DemoRuns, concurrency: int = 1) -> gr.Blocks:
     return page
 
 
-def _edit_tab(demo: DemoRuns, order: list[str], seed: Any, limits: dict[str, Any], private: dict[str, Any]) -> None:
+def _edit_tab(demo: DemoRuns, files: OutputFiles, order: list[str], seed: Any, limits: dict[str, Any],
+              private: dict[str, Any]) -> None:
     x = demo.x_spec
     model_x = demo.runs[0].x
     with gr.Tab("Edit"):
         with gr.Row():
             with gr.Column(scale=2):
-                upload = Upload(sources=["upload"], label="upload an image", height=200)
+                upload = Upload(sources=["upload"], label="upload an image", height=200, elem_id="edit-upload")
                 labels = sorted(demo.examples)
                 pick = gr.Dropdown(labels, value=None, label=f"or pick one of {len(labels)} test examples",
-                                   filterable=True) if labels else None
-                source = gr.Markdown("Upload an image or pick an example; its condition fills the controls below.")
+                                   filterable=True, elem_id="edit-pick") if labels else None
+                source = gr.Markdown("Upload an image or pick an example; its condition fills the controls below.",
+                                     elem_id="edit-source")
                 back = gr.Button("back to the original")
-                inputs = controls(demo)
+                inputs = controls(demo, "edit")
             with gr.Column(scale=3):
-                seen = gr.Image(type="pil", format="png", label="input, as the model sees it", height=200)
+                seen = gr.Image(type="pil", format="png", label="input, as the model sees it", height=200,
+                                elem_id="edit-input", elem_classes=["cmmkit-view"])
                 edit_out: list[Any] = []
                 for i, run in enumerate(demo.runs):
                     with gr.Group():
                         gr.Markdown(f"**panel {i + 1}: {describe(run)}**")
                         with gr.Row():
                             for kind in ("unchanged", "edited"):
-                                edit_out += [_view(v, f"{kind} ({run.model.name})") for v in x.views]
-                edit_status = gr.Markdown()
+                                edit_out += [_view(v, f"{kind}: {describe(run)}", f"edit-{i}-{kind}-{j}")
+                                             for j, v in enumerate(x.views)]
+                edit_status = gr.Markdown(elem_id="edit-notes")
     item, original = gr.State(None), gr.State({})
     widgets = [inputs[n] for n in order]
 
     def as_seen(value: Any) -> Any:
-        return model_x.to_user(model_x.prepare(model_x.from_user([value]), dequantize=False))[0]
+        return files.image(model_x.to_user(model_x.prepare(model_x.from_user([value]), dequantize=False))[0])
 
     def edited(value: Any, orig: dict[str, Any], changes: dict[str, Any], seed_v: Any) -> list[Any]:
         results = demo.edit(value, orig, changes, seed_v)
         out: list[Any] = []
         for res in results:
             for v in res.outputs:
-                out += _render(x.views, v)
+                out += _render(x.views, v, files)
         return out + [_notes(results, demo)]
 
     def start(value: Any, orig: dict[str, Any], how: str, seed_v: Any) -> list[Any]:
-        return [value, orig, f"Condition: {html.escape(how)}.", *[orig.get(n) for n in order], as_seen(value),
+        return [value, orig, f"Condition: {html.escape(how)}.", *[_shown(orig.get(n)) for n in order], as_seen(value),
                 *edited(value, orig, {}, seed_v)]
 
     start_out = [item, original, source, *widgets, seen, *edit_out, edit_status]
@@ -331,7 +352,13 @@ def _edit_tab(demo: DemoRuns, order: list[str], seed: Any, limits: dict[str, Any
                    api_name="edit", **limits)
 
 
+def _shown(value: Any) -> Any:
+    """A control's value as shown: numbers to 3 decimals (-4e-07 would read as -4)."""
+    return round(value, 3) if isinstance(value, float) else value
+
+
 def _differs(a: Any, b: Any) -> bool:
+    """Whether a control was changed (numbers: by more than their shown rounding)."""
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) > 1e-6
+        return abs(float(a) - float(b)) > 1e-3
     return a != b

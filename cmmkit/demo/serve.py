@@ -37,9 +37,11 @@ class Demo:
     page: Any
     url: str
     runs: Any
+    files: Any
 
     def close(self) -> None:
         self.page.close()
+        self.files.close()
 
 
 def check_port(host: str, port: int) -> int:
@@ -65,7 +67,8 @@ def start(paths: list[str | Path], *, host: str = "127.0.0.1", port: int = 7860,
     except ImportError:
         raise ConfigError("cmmkit demo needs gradio: pip install 'cmmkit[demo]'") from None
     from cmmkit.demo.engine import MAX_UPLOAD_BYTES, DemoRuns
-    from cmmkit.demo.page import build
+    from cmmkit.demo.files import OutputFiles
+    from cmmkit.demo.page import CSS, build
     from cmmkit.runs import load_run
 
     concurrency = concurrency or default_concurrency()
@@ -78,15 +81,17 @@ def start(paths: list[str | Path], *, host: str = "127.0.0.1", port: int = 7860,
             raise ConfigError(f"{path}: no such run folder (give folders written by `cmmkit train`)")
         runs.append(load_run(path, device=device))
     demo = DemoRuns(runs, Path(data_dir) if data_dir else None)
-    page = build(demo, concurrency)
+    files = OutputFiles()
+    page = build(demo, files, concurrency)
     page.queue(default_concurrency_limit=concurrency)
     try:
         _, url, _ = page.launch(server_name=host, server_port=port, prevent_thread_lock=True,
                                 quiet=True, share=False, ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES,
-                                enable_monitoring=False, pwa=False, mcp_server=False, footer_links=["api"])
+                                enable_monitoring=False, pwa=False, mcp_server=False, footer_links=["api"], css=CSS)
     except OSError as exc:
+        files.close()
         raise ConfigError(f"cannot serve on {host}:{port}: {exc}") from None
-    return Demo(page, url, demo)
+    return Demo(page, url, demo, files)
 
 
 def _demo(args: argparse.Namespace) -> int:
