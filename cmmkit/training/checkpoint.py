@@ -90,6 +90,7 @@ def save_checkpoint(path: Path, weights: dict[str, torch.Tensor], state: dict[st
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's (and safetensors') 0600 would hide runs from a shared group
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         faults.point("checkpoint-tmp")
@@ -104,6 +105,15 @@ def save_checkpoint(path: Path, weights: dict[str, torch.Tensor], state: dict[st
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once at import (os.umask is process-wide)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -123,9 +133,12 @@ def fsync_dir(folder: Path) -> None:
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete temporary files that killed writers left in ``folder`` (call only as its owner)."""
     removed = []
-    for pattern in (".*.safetensors.*.tmp", ".config.*.yaml", "*.csv.tmp"):
+    # ours, and safetensors' own temporary file (``.tmpXXXXXX``, renamed onto ours when complete)
+    for pattern in (".*.safetensors.*.tmp", ".config.*.yaml", "*.csv.tmp", ".tmp*"):
         for p in Path(folder).glob(pattern):
             try:
+                if p.is_dir():
+                    continue
                 p.unlink()
                 removed.append(p)
             except OSError:

@@ -148,7 +148,7 @@ def test_sizes_in_metadata_are_checked_against_saved_shapes_before_allocating(tm
 def test_stale_temporaries_are_removed_by_the_next_owner(tmp_path, synthetic_pair):
     train(build_config("synthetic"), tmp_path / "r", progress=False)
     stale = [tmp_path / "r" / ".checkpoint.safetensors.abc123.tmp", tmp_path / "r" / ".config.x1.yaml",
-             tmp_path / "r" / "metrics.csv.tmp"]
+             tmp_path / "r" / "metrics.csv.tmp", tmp_path / "r" / ".tmpAb3dEf"]
     for p in stale:
         p.write_bytes(b"half")
     resume(tmp_path / "r", ["train.epochs=2"], progress=False)
