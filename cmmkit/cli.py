@@ -12,17 +12,22 @@ from cmmkit.errors import CmmkitError
 def _train(args: argparse.Namespace) -> int:
     """Train or resume. Exit codes: 0 done, 2 bad input, 3 diverged (non-finite loss/weights; the
     last good checkpoint is kept), 130/143 stopped by SIGINT/SIGTERM after saving a checkpoint."""
+    from cmmkit.training.distributed import current, teardown
     from cmmkit.training.signals import TrainingInterrupted
     from cmmkit.training.trainer import TrainingDiverged
 
     try:
         return _train_or_resume(args)
     except TrainingInterrupted as exc:
-        print(f"\n{exc.message}", file=sys.stderr)
+        if current().is_main:
+            print(f"\n{exc.message}", file=sys.stderr)
         return exc.exit_code
     except TrainingDiverged as exc:
-        print(f"cmmkit: error: {exc}", file=sys.stderr)
+        if current().is_main:
+            print(f"cmmkit: error: {exc}", file=sys.stderr)
         return 3
+    finally:
+        teardown()  # under torchrun: leave the process group cleanly
 
 
 def _train_or_resume(args: argparse.Namespace) -> int:
@@ -47,8 +52,11 @@ def _train_or_resume(args: argparse.Namespace) -> int:
     else:
         config = build_config(args.pair, args.preset, args.config, sets, model=model)
         run = train(config, args.out, progress=not args.no_progress)
-    print(f"Run saved in {run.path} (epoch {run.meta.get('epoch')}); "
-          f"previews in {run.path / 'samples'}")
+    from cmmkit.training.distributed import current
+
+    if current().is_main:
+        print(f"Run saved in {run.path} (epoch {run.meta.get('epoch')}); "
+              f"previews in {run.path / 'samples'}")
     return 0
 
 

@@ -18,7 +18,9 @@ from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import Pair, PairData
 from cmmkit.plugins import plugin_version
 from cmmkit.registry import get_registry
+from cmmkit.training import distributed
 from cmmkit.training.checkpoint import nonfinite
+from cmmkit.training.distributed import Dist
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.trainer import Trainer, pick_device
 
@@ -32,15 +34,22 @@ def build_model(config: RunConfig, info: dict[str, Any]) -> tuple[Pair, Conditio
     return pair, model
 
 
-def load_data(config: RunConfig, *, data_dir: str | Path | None = None, progress: bool = True) -> PairData:
+def load_data(config: RunConfig, *, data_dir: str | Path | None = None, progress: bool = True,
+              notes: bool = True) -> PairData:
     """The pair's data for ``config``; ``data_dir`` (e.g. a command's ``--data-dir``) replaces the
     config's ``data.data_dir`` when given."""
     pair = get_registry().pair(config.pair.name)
     folder = Path(data_dir) if data_dir is not None else config.data.data_dir
     data = pair.load(config.pair, folder, download=config.data.download, progress=progress)
-    for note in data.notes:
+    for note in data.notes if notes else []:
         print(f"[{pair.name}] {note}", file=sys.stderr)
     return data
+
+
+def _load_data_ranks(d: Dist, config: RunConfig, progress: bool) -> PairData:
+    """Rank 0 loads first (it may download or build the decoded cache), then the other ranks."""
+    data = d.on_main(lambda: load_data(config, progress=progress))
+    return data if d.is_main else load_data(config, progress=False, notes=False)
 
 
 def _meta(config: RunConfig, pair: Pair, data_info: dict[str, Any]) -> dict[str, Any]:
@@ -60,24 +69,28 @@ def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = 
 
     The folder is locked for the process's life (a second training into it fails at once, naming
     this one); a checkpoint is written before the first step, so a run folder is always resumable."""
-    path = Path(out) if out else default_run_dir(config)
+    d = distributed.setup()  # under torchrun: rank 0 owns the folder, all ranks train
+    path = Path(d.gather(str(Path(out) if out else default_run_dir(config)))[0])
     run = RunDir(path)
-    created = not path.exists()
+    created = d.gather(not path.exists())[0]
+
+    def take() -> None:
+        run.acquire("cmmkit train")  # fail at once, naming the process that trains here
+        RunDir.new(path)  # refuse a finished run (checked under the lock)
+
     try:
         if not created:
-            run.acquire("cmmkit train")  # fail at once, naming the process that trains here
-            RunDir.new(path)  # refuse a finished run (checked under the lock)
-        data = load_data(config, progress=progress)
+            d.on_main(take)
+        data = _load_data_ranks(d, config, progress)
         torch.manual_seed(config.train.seed)
         random.seed(config.train.seed)
         pair, model = build_model(config, data.info)
-        if run.lock is None:
-            run.acquire("cmmkit train")
-            RunDir.new(path)
+        if created:
+            d.on_main(take)
         trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, data.info))
         trainer.save()  # step 0: from here on the folder is a resumable run
     except BaseException:
-        if created and run.lock is not None and not run.checkpoint.exists():
+        if d.is_main and created and run.lock is not None and not run.checkpoint.exists():
             _remove_empty(run)
         run.release()
         raise
@@ -98,27 +111,34 @@ def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = 
     """Continue a run where its checkpoint stopped. ``sets`` may change what
     :data:`cmmkit.config.MAY_CHANGE_ON_RESUME` lists (epochs, optimizer lr/kwargs, device, ...):
     optimizer hyperparameters are written into the restored optimizers; other changes are refused."""
-    run = RunDir.open(path).acquire("cmmkit train --resume")
+    d = distributed.setup()
+    run = RunDir(Path(path))
+
+    def take() -> None:
+        RunDir.open(path)  # a clear error when it is no run (yet)
+        run.acquire("cmmkit train --resume")
+
     try:
-        weights, state, meta = run.load_checkpoint()
+        d.on_main(take)
+        weights, state, meta = run.load_checkpoint()  # every rank, after rank 0 holds the folder
         saved = _saved_config(run, meta)
         rewrite = run.check_config(dump(saved), meta.get("previous_config"))
         config = build_config(sets=sets, base=dump(saved))
         changes = resume_changes(saved, config)
         _refuse_nonfinite(weights, run.checkpoint, "resume")
         pair, model = _build_checked(config, meta.get("data_info", {}), weights, run.checkpoint)
-        data = load_data(config, progress=progress)
+        data = _load_data_ranks(d, config, progress)
         trainer = Trainer(config, model, data, run, progress=progress,
                           meta=_meta(config, pair, meta.get("data_info", {})))
         notes = trainer.restore(state, meta)
-        for key, old, new in changes:
-            print(f"resume: {key} {old!r} -> {new!r}", file=sys.stderr)
-        for note in notes:
-            print(f"resume: optimizer {note} (written into the restored optimizer)", file=sys.stderr)
+        for line in ([f"resume: {key} {old!r} -> {new!r}" for key, old, new in changes]
+                     + [f"resume: optimizer {n} (written into the restored optimizer)" for n in notes]):
+            if d.is_main:
+                print(line, file=sys.stderr)
         if changes:
             trainer.meta["previous_config"] = dump(saved)
             trainer.save()  # the changed config is the checkpoint's before config.yaml shows it
-        elif rewrite:
+        elif rewrite and d.is_main:
             print(f"resume: {run.config_file} was missing or stale; rewritten from the checkpoint", file=sys.stderr)
     except BaseException:
         run.release()
@@ -138,11 +158,13 @@ def _saved_config(run: RunDir, meta: dict[str, Any]) -> RunConfig:
 def _fit(trainer: Trainer, pair: Pair, run: RunDir, write_config: bool) -> "TrainedRun":
     """Write config.yaml (after the checkpoint holds the config it shows) and train; the lock is
     released at the end."""
+    main = trainer.dist.is_main
     try:
         if write_config:
-            run.write_config(dump(trainer.config))
+            trainer.dist.on_main(lambda: run.write_config(dump(trainer.config)))
         trainer.meta.pop("previous_config", None)
-        _announce(trainer, run)
+        if main:
+            _announce(trainer, run)
         trainer.fit()
     finally:
         run.release()

@@ -34,6 +34,7 @@ from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import PairData
 from cmmkit.training import faults
 from cmmkit.training.checkpoint import nonfinite
+from cmmkit.training.distributed import LossModule, current
 from cmmkit.training.metrics import MetricsLog
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.signals import StopFlag, TrainingInterrupted
@@ -99,10 +100,18 @@ class Trainer:
                  *, progress: bool = True, meta: dict[str, Any] | None = None) -> None:
         self.config, self.model, self.data, self.run = config, model, data, run
         self.tc = config.train
+        self.dist = current()  # torchrun's process group, or a single process
         self.device = pick_device(self.tc.device)
+        if self.dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.model.to(self.device)
         self.optimizers = make_optimizers(model, self.tc)
-        self.progress = progress
+        self.ddp: torch.nn.Module | None = None
+        if self.dist.active:  # broadcasts rank 0's weights; gradients are averaged over ranks in backward
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                LossModule(model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=len(self.optimizers) > 1)
+        self.progress = progress and self.dist.is_main
         self.meta = meta or {}
         self.epoch = 0  # completed epochs
         self.batch_in_epoch = 0  # batches already done in the current (incomplete) epoch
@@ -122,8 +131,13 @@ class Trainer:
 
     # --- state --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}, "rng": _rng_state(),
-                "epoch_sums": {k: v.detach().clone() for k, v in self.epoch_sums.items()}}
+        """Optimizers, RNG (rank 0's; the other ranks' in ``rng_ranks``) and the epoch's sums."""
+        rngs = self.dist.gather(_rng_state())  # a collective under torchrun
+        state = {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}, "rng": rngs[0],
+                 "epoch_sums": {k: v.detach().clone() for k, v in self.epoch_sums.items()}}
+        if self.dist.active:
+            state["rng_ranks"] = rngs[1:]
+        return state
 
     def save(self) -> Path:
         """Checkpoint at this step boundary; refuses (raises :class:`TrainingDiverged`) when the
@@ -131,11 +145,12 @@ class Trainer:
         self.check_finite(weights=True)
         position = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         meta = {**self.meta, **position, "history": self.history, "epoch_images": self.epoch_images,
-                "epoch_seconds": self.epoch_seconds, "epoch_saves": self.epoch_saves,
+                "epoch_seconds": self.epoch_seconds, "epoch_saves": self.epoch_saves, "world_size": self.dist.world,
                 "optimizer_classes": {k: type(o).__name__ for k, o in self.optimizers.items()}}
         self._save_safe = False
         began = time.perf_counter()
-        path = self.run.save_checkpoint(self.model, self.state(), meta)
+        state = self.state()
+        path = self.dist.on_main(lambda: self.run.save_checkpoint(self.model, state, meta)) or self.run.checkpoint
         if self.batch_in_epoch:
             self.epoch_saves = [self.epoch_saves[0] + 1, self.epoch_saves[1] + time.perf_counter() - began]
         self._save_safe = True
@@ -165,7 +180,7 @@ class Trainer:
                     if group.get(key) != value:
                         notes.append(f"{name}.{key}: {group.get(key)!r} -> {value!r}")
                     group[key] = value
-        _set_rng_state(state["rng"])
+        self._restore_rng(state, meta)
         self.epoch, self.batch_in_epoch, self.step = meta["epoch"], meta["batch_in_epoch"], meta["step"]
         self._steps.fill_(self.step)
         self.history = list(meta.get("history", []))
@@ -174,6 +189,19 @@ class Trainer:
         self.epoch_saves = list(meta.get("epoch_saves", [0, 0.0]))
         self.last_saved = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         return notes
+
+    def _restore_rng(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
+        saved_world, rank = meta.get("world_size", 1), self.dist.rank
+        if saved_world == self.dist.world:
+            _set_rng_state(state["rng"] if rank == 0 else state["rng_ranks"][rank - 1])
+            return
+        if rank == 0:
+            print(f"resume: the run was trained by {saved_world} process(es), now {self.dist.world}: the data order "
+                  "and the position in it are exact (the global batch is train.batch_size either way), the random "
+                  "draws (noise, dropout) differ from an uninterrupted run", file=sys.stderr)
+        _set_rng_state(state["rng"])
+        if rank:
+            torch.manual_seed(self.tc.seed * 1_000_003 + 7919 * rank + meta["step"])
 
     def check_finite(self, weights: bool = False) -> None:
         """Raise :class:`TrainingDiverged` if a step's logs (or, with ``weights``, a parameter)
@@ -199,11 +227,13 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until ``train.epochs`` epochs are done; returns the last validation metrics."""
         last: dict[str, float] = {}
-        self.metrics.reset(self.history)
+        if self.dist.is_main:
+            self.metrics.reset(self.history)
         try:
             with self.stop:
                 while self.epoch < self.tc.epochs:
                     last = self._epoch()
+                    self._agree_stop()
                     self._stop_if_asked()
         except TrainingInterrupted:
             raise
@@ -224,11 +254,14 @@ class Trainer:
                **{f"val_{k}": v for k, v in last.items()}, "epoch_seconds": seconds,
                "images_per_second": n_images / max(seconds, 1e-9),
                "mid_epoch_checkpoints": self.epoch_saves[0], "mid_epoch_checkpoint_seconds": self.epoch_saves[1]}
-        self.preview()
+        if self.dist.is_main:
+            self.preview()
         self.history.append(row)
         self.epoch_sums, self.epoch_images, self.epoch_seconds, self.epoch_saves = {}, 0, 0.0, [0, 0.0]
         self.save()  # the checkpoint holds the row first: metrics.csv is rebuilt from it on resume
         faults.point("checkpoint-saved")
+        if not self.dist.is_main:
+            return last
         self.metrics.write(row)
         summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
         tqdm.write(f"epoch {self.epoch}/{self.tc.epochs}: {summary} ({seconds:.0f} s, "
@@ -274,7 +307,8 @@ class Trainer:
         start = time.perf_counter()
         try:
             for k in range(self.batch_in_epoch, len(batches)):
-                batch = to_device(dataset.get_batch(batches[k]), self.device)
+                mine = batches[k][self.dist.rank::self.dist.world]  # this rank's shard of the global batch
+                batch = to_device(dataset.get_batch(mine), self.device)
                 self._save_safe = False
                 logs = self.train_step(batch)
                 self._save_safe = True
@@ -282,24 +316,51 @@ class Trainer:
                 self.epoch_images += len(batches[k])
                 self.batch_in_epoch = k + 1
                 self.step += 1
-                if self.step % self.check_every == 0:
-                    self.check_finite()
+                stop, due = self._decide(every, last=k + 1 == len(batches))
                 if self.progress and (k % 10 == 0 or k == len(batches) - 1):
                     bar.set_postfix({key: f"{float(v):.1f}" for key, v in logs.items()}, refresh=False)
                 bar.update(1)
-                if k + 1 < len(batches) and (self.stop.signum is not None
-                                             or (every > 0 and time.monotonic() - self._last_save_time >= every)):
+                if k + 1 < len(batches) and (stop or due):
                     self.epoch_seconds += time.perf_counter() - start
                     start = time.perf_counter()
-                    if self.stop.signum is None:
-                        self.save()  # periodic, mid-epoch
-                    self._stop_if_asked()
+                    if stop:
+                        self._stop_if_asked()  # saves, then raises
+                    self.save()  # periodic, mid-epoch
         finally:
             bar.close()
         self.epoch_seconds += time.perf_counter() - start
-        count = max(self.batch_in_epoch, 1)
-        return ({key: float(v) / count for key, v in self.epoch_sums.items()}, self.epoch_images,
-                self.epoch_seconds)
+        count = max(self.batch_in_epoch, 1) * self.dist.world
+        keys = list(self.epoch_sums)  # the same order on every rank (the same model code)
+        sums = self.dist.all_sum_(torch.stack([self.epoch_sums[k] for k in keys])) if keys else torch.zeros(0)
+        return {key: float(v) / count for key, v in zip(keys, sums.tolist())}, self.epoch_images, self.epoch_seconds
+
+    def _decide(self, every: float, last: bool) -> tuple[bool, bool]:
+        """After a step: (stop now, timed checkpoint due); raises on a non-finite loss. Under
+        torchrun the ranks agree (one all_reduce at the check cadence and at the epoch's last step),
+        so a signal or a timer seen by one rank stops or saves all ranks at the same step."""
+        due = every > 0 and time.monotonic() - self._last_save_time >= every
+        if not self.dist.active:
+            if self.step % self.check_every == 0:
+                self.check_finite()
+            return self.stop.signum is not None, due
+        if self.step % self.check_every and not last:
+            return False, False
+        flags = torch.stack([torch.tensor(float(self.stop.signum or 0), device=self.device),
+                             torch.tensor(float(due), device=self.device), self._first_bad.double()])
+        signum, due_any, bad = self.dist.all_max_(flags).tolist()
+        if signum and self.stop.signum is None:
+            self.stop.request(int(signum))
+        if bad >= 0:
+            self._first_bad.fill_(int(bad))
+            self.check_finite()
+        return self.stop.signum is not None, bool(due_any)
+
+    def _agree_stop(self) -> None:
+        """At an epoch boundary under torchrun: a signal seen by any rank stops every rank."""
+        if self.dist.active:
+            signum = self.dist.all_max_(torch.tensor(float(self.stop.signum or 0), device=self.device)).item()
+            if signum and self.stop.signum is None:
+                self.stop.request(int(signum))
 
     def _record(self, logs: dict[str, torch.Tensor]) -> None:
         """Add the step's logs to the epoch sums and note (on device) the first non-finite step."""
@@ -336,7 +397,8 @@ class Trainer:
         self._set_lr()
         for group, opt in self.optimizers.items():
             opt.zero_grad(set_to_none=True)
-            loss, group_logs = self.model.training_loss(batch, group)
+            loss, group_logs = (self.ddp(batch, group) if self.ddp is not None
+                                else self.model.training_loss(batch, group))
             loss.backward()
             faults.point("step")
             opt.step()
@@ -354,10 +416,15 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.tc.val_seed)
-            for i in range(0, n, self.tc.batch_size):
-                batch = to_device(dataset.get_batch(torch.arange(i, min(i + self.tc.batch_size, n))), self.device)
+            mine = torch.arange(self.dist.rank, n, self.dist.world)  # under torchrun: this rank's examples
+            for i in range(0, len(mine), self.tc.batch_size):
+                batch = to_device(dataset.get_batch(mine[i:i + self.tc.batch_size]), self.device)
                 for key, value in self.model.evaluate(batch).items():
                     sums[key] = sums.get(key, 0.0) + float(value.sum())
+        if self.dist.active:  # exact sums over the ranks' disjoint shards: each example counted once
+            keys = sorted(sums)
+            total = self.dist.all_sum_(torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.device))
+            sums = dict(zip(keys, total.tolist()))
         out = {key: v / n for key, v in sums.items()}
         if "bound" in out:
             x = self.model.x

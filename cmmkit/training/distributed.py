@@ -1,0 +1,124 @@
+"""Data-parallel training under ``torchrun``: process group, rank roles and the few collectives.
+
+``torchrun --nproc-per-node N -m cmmkit.cli train ...`` starts N copies of ``cmmkit train`` with
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each copy joins the process group (``nccl`` on
+CUDA, ``gloo`` on CPU), wraps the model in :class:`~torch.nn.parallel.DistributedDataParallel`,
+and trains on its shard of every global batch (``train.batch_size`` examples; rank ``r`` takes
+positions ``r, r + N, ...`` of the batch drawn from the (seed, epoch) permutation, so the global
+batch and the data order do not depend on N). Only rank 0 writes (lock, checkpoints, metrics,
+previews, config, progress); decisions that must be unanimous (stop on a signal, a timed
+checkpoint, a non-finite loss) are one ``all_reduce(MAX)`` of three flags at the check cadence.
+Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every call here is free and does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_max(self, values: list[float], device: torch.device) -> list[float]:
+        """Element-wise maximum over ranks (one collective, one host sync)."""
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        if self.active:
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.tolist()
+
+    def all_max_(self, t: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t
+
+    def all_sum_(self, t: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (pickled; use for small host objects only), on every rank."""
+        if not self.active:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def on_main(self, fn: Callable[[], T]) -> T | None:
+        """Run ``fn`` on rank 0 only; an error there is raised on every rank (no rank is left
+        waiting in a collective)."""
+        if not self.active:
+            return fn()
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 -- re-raised below, on every rank
+                error = exc
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        if box[0] is not None:
+            raise box[0]
+        return result
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+def setup() -> Dist:
+    """Join the ``torchrun`` process group when there is one (idempotent): gloo for CPU tensors,
+    and NCCL for CUDA tensors when CUDA is present (with each rank on GPU ``LOCAL_RANK``)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group(backend="cpu:gloo,cuda:nccl")
+        else:
+            dist.init_process_group(backend="gloo")
+    return current()
+
+
+def current() -> Dist:
+    """The process group this process belongs to (a single process when none)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return Dist()
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class LossModule(torch.nn.Module):
+    """``forward(batch, group)`` = ``model.training_loss(batch, group)``: DDP synchronises
+    gradients for what its wrapper's ``forward`` computes, and cmmkit models train through
+    ``training_loss``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Any], group: str) -> Any:
+        return self.model.training_loss(batch, group)
