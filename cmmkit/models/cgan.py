@@ -51,6 +51,8 @@ class CGANConfig(ModelConfig):
     mismatch_weight: float = Field(0.5, ge=0, le=1, description=(
         "share of D's 'fake' term given to real x under another example's y (matching-aware D, Reed et al. "
         "2016): teaches D to read y before the generator's faces are realistic; 0 is the plain CGAN"))
+    spectral_norm: bool = Field(False, description="spectral normalisation of D's layers (Miyato et al. 2018), "
+                                                   "which keeps D from overpowering G early")
     init_std: float | None = Field(0.02, gt=0, description="std of the initial weights (None: PyTorch's default)")
 
 
@@ -75,7 +77,12 @@ class CGAN(ConditionalModel):
                     nn.init.normal_(m.weight, 0.0, c.init_std)
                     if m.bias is not None:
                         nn.init.zeros_(m.bias)
-        if c.discriminator == "projection":
+        if c.spectral_norm:
+            for net in (self.d_x, self.d_y, self.d_head):
+                for m in list(net.modules()):
+                    if isinstance(m, (nn.Linear, nn.Conv2d)):
+                        nn.utils.parametrizations.spectral_norm(m)
+        elif c.discriminator == "projection":
             # start as an unconditional D; the projection grows from zero (its gradient phi e^T is not zero)
             nn.init.zeros_(self.d_head["embed"].weight)
 

@@ -26,8 +26,10 @@ class AdditiveCGAN(CGAN):
 
 
 def _model(synthetic_pair, discriminator: str, sets: tuple[str, ...] = ()) -> CGAN:
-    kind = "projection" if discriminator == "additive" else discriminator
-    cfg = build_config("synthetic", model="cgan", sets=[f"model.discriminator={kind}", *sets])
+    kind, _, sn = discriminator.partition("+")
+    kind = "projection" if kind == "additive" else kind
+    sets = (f"model.discriminator={kind}", f"model.spectral_norm={bool(sn)}", *sets)
+    cfg = build_config("synthetic", model="cgan", sets=list(sets))
     info = load_data(cfg, progress=False).info
     _, model = build_model(cfg, info)
     if discriminator == "additive":
@@ -44,7 +46,7 @@ def _mismatched(y: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("discriminator", [
-    "projection", "hidden",
+    "projection", "hidden", "projection+spectral_norm",
     pytest.param("additive", marks=pytest.mark.xfail(strict=True, reason="a(x) + b(y) cannot rank pairs")),
 ])
 def test_discriminator_scores_matching_pairs_above_mismatched(synthetic_pair, discriminator):
