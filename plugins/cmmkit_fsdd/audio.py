@@ -32,6 +32,9 @@ class LogMelOptions(ModalityOptions):
     base_channels: int = Field(32, ge=4, description="channels of the first conv layer; doubled per layer")
     layers: int = Field(4, ge=1, le=6, description="stride-2 conv layers (64x128 -> 4x8 with 4)")
     logvar_floor: float = Field(-4.0, description="lower bound of the decoder's per-bin log-variance")
+    logvar_ceiling: float | None = Field(None, description="upper bound of the decoder's per-bin log-variance (None: "
+                                         "unbounded). A low ceiling keeps the decoder from calling what it cannot "
+                                         "predict noise: it must put it in the mean (and z), at a cost to the bound")
     griffin_lim_iterations: int = Field(32, ge=1, description="Griffin-Lim iterations when turning a spectrogram into audio")
     decoder: Literal["conv", "autoregressive"] = Field(
         "conv", description="p(x | z): 'conv' a factorised Gaussian over all bins (transposed convolutions); "
@@ -79,12 +82,19 @@ class SpectrogramEncoder(nn.Module):
         return self.fc(self.conv(x.unsqueeze(1)))
 
 
+def bounded_logvar(raw: torch.Tensor, floor: float, ceiling: float | None) -> torch.Tensor:
+    """``floor + softplus(raw - floor)``, then, with a ceiling, ``ceiling - softplus(ceiling - .)``:
+    a smooth log-variance in (floor, ceiling)."""
+    logvar = floor + F.softplus(raw - floor)
+    return logvar if ceiling is None else ceiling - F.softplus(ceiling - logvar)
+
+
 class GaussianSpectrogramDecoder(Decoder):
     """h -> N(mu, diag(exp(logvar))) over the normalised log-mel bins (transposed convolutions)."""
 
     def __init__(self, in_features: int, mels: int, frames: int, opts: LogMelOptions) -> None:
         super().__init__()
-        self.frames, self.floor = frames, opts.logvar_floor
+        self.frames, self.floor, self.ceiling = frames, opts.logvar_floor, opts.logvar_ceiling
         self.h0, self.w0 = mels // 2**opts.layers, _PADDED // 2**opts.layers
         self.c0 = opts.base_channels * 2 ** (opts.layers - 1)
         self.fc = nn.Sequential(nn.Linear(in_features, self.c0 * self.h0 * self.w0), _act())
@@ -99,7 +109,7 @@ class GaussianSpectrogramDecoder(Decoder):
     def forward(self, h: torch.Tensor) -> DiagonalGaussian:
         out = self.deconv(self.fc(h).view(-1, self.c0, self.h0, self.w0))[..., : self.frames]
         mu, raw = out[:, 0], out[:, 1]
-        return DiagonalGaussian(mu, self.floor + F.softplus(raw - self.floor), event_dims=2)
+        return DiagonalGaussian(mu, bounded_logvar(raw, self.floor, self.ceiling), event_dims=2)
 
 
 class LogMelModality(Modality):
@@ -159,6 +169,7 @@ class LogMelModality(Modality):
             return FrameARDecoder(in_features, self.shape[0], self.shape[1], upsampling=o.layers, context=o.ar_context,
                                   channels=o.base_channels, prenet=o.ar_prenet, hidden=o.ar_hidden,
                                   prenet_dropout=o.ar_prenet_dropout, logvar_floor=o.logvar_floor,
+                                  logvar_ceiling=o.logvar_ceiling,
                                   frames_per_step=o.ar_frames_per_step)
         return GaussianSpectrogramDecoder(in_features, self._mels(), self.shape[1], o)
 

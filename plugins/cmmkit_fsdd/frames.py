@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from cmmkit.distributions import gaussian_log_prob
 from cmmkit.errors import ConfigError
@@ -44,11 +43,12 @@ class FrameARDecoder(Decoder):
 
     def __init__(self, in_features: int, mels: int, frames: int, *, upsampling: int, context: int,
                  channels: int, prenet: int, hidden: int, prenet_dropout: float, logvar_floor: float,
-                 frames_per_step: int = 1) -> None:
+                 frames_per_step: int = 1, logvar_ceiling: float | None = None) -> None:
         super().__init__()
         if frames % frames_per_step:
             raise ConfigError(f"log_mel: {frames} frames are not a multiple of ar_frames_per_step={frames_per_step}")
         self.mels, self.frames, self.floor, self.r = mels, frames, logvar_floor, frames_per_step
+        self.ceiling = logvar_ceiling
         self.steps, step_size = frames // frames_per_step, frames_per_step * mels
         self.t0 = -(-frames // 2**upsampling)
         self.c0 = channels * 2 ** (upsampling - 1)
@@ -81,7 +81,9 @@ class FrameARDecoder(Decoder):
 
     def _params(self, state: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, raw = self.out(torch.cat([state, c], dim=-1)).chunk(2, dim=-1)
-        return mu, self.floor + F.softplus(raw - self.floor)
+        from cmmkit_fsdd.audio import bounded_logvar
+
+        return mu, bounded_logvar(raw, self.floor, self.ceiling)
 
     def distribution(self, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing: (mu, logvar), each (B, steps, frames_per_step * mels), of every step's

@@ -66,6 +66,19 @@ def test_log_prob_is_the_density_generate_samples_from(r):
     assert 0.45 < float(z.std()) < 0.55
 
 
+def test_logvar_between_floor_and_ceiling():
+    from cmmkit_fsdd.audio import bounded_logvar
+
+    raw = torch.linspace(-30, 30, 601)
+    assert torch.equal(bounded_logvar(raw, -4.0, None), -4.0 + torch.nn.functional.softplus(raw + 4.0))
+    lv = bounded_logvar(raw, -4.0, -2.0)
+    assert float(lv.min()) > -4.0 - 1e-6 and float(lv.max()) < -2.0 and bool((lv.diff() >= 0).all())
+    dec = FrameARDecoder(6, MELS, FRAMES, upsampling=4, context=8, channels=4, prenet=16, hidden=24,
+                         prenet_dropout=0.0, logvar_floor=-4.0, logvar_ceiling=-2.0)
+    _, logvar = dec.distribution(torch.randn(2, 6) * 50, torch.randn(2, MELS, FRAMES) * 50)
+    assert float(logvar.max()) < -2.0
+
+
 @pytest.mark.parametrize("r", [1, 2])
 @torch.no_grad()
 def test_causal_and_normalised_per_frame(r):
