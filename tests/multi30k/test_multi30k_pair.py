@@ -33,7 +33,7 @@ def test_train_generate_evaluate(tmp_path, folder, model):
     result = evaluate_run(run.path, EvalOptions(k=3, is_examples=4, parzen=False), progress=False)
     assert result["pair_metrics"] == ["bleu", "log_likelihood", "diversity"] and result["parzen"] is None
     div = result["diversity"]
-    assert div["sentences"] == 10 and len(div["examples"][0]["samples"]) == 5 and 0 <= div["self_bleu"] <= 100
+    assert div["sentences"] == 10 and len(div["examples"][0]["samples"]) == 5 and -1e-6 <= div["self_bleu"] <= 100 + 1e-6
     if model == "direct":  # no latent: the five samples of a sentence are one translation
         assert div["distinct_per_sentence"] == 1.0 and div["best_of_5_bleu"] == pytest.approx(div["mean_sample_bleu"])
     bleu = result["bleu"]
