@@ -3,7 +3,8 @@ to 127.0.0.1 blocked and recorded (and the server's own outgoing connections aud
 
 ``CMMKIT_DEMO_SCREENSHOT=PATH`` keeps the screenshot (docs/img/demo.png is made so);
 ``CMMKIT_DEMO_RUNS=RUN_A:RUN_X`` runs the same test on other LFW runs (one must infer attributes:
-a cmma run trained with model.posterior=x), e.g. real ones for that screenshot.
+a cmma run trained with model.posterior=x), e.g. real ones for that screenshot, with their data
+folder in ``CMMKIT_DEMO_DATA`` (for the test faces to pick).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def test_page_in_chromium(demo_runs, face_file, tmp_path):
 
     env_runs = [p for p in os.environ.get("CMMKIT_DEMO_RUNS", "").split(os.pathsep) if p]
     runs = env_runs or [str(demo_runs["cmma"]), str(demo_runs["cmma_x"])]
-    data_dir = None if env_runs else demo_runs["fixture"]["folder"]
+    data_dir = os.environ.get("CMMKIT_DEMO_DATA") if env_runs else demo_runs["fixture"]["folder"]
     blocked: list[str] = []
     _outgoing = []
     demo = start(runs, port=0, data_dir=data_dir)
