@@ -83,10 +83,11 @@ class SpectrogramEncoder(nn.Module):
 
 
 def bounded_logvar(raw: torch.Tensor, floor: float, ceiling: float | None) -> torch.Tensor:
-    """``floor + softplus(raw - floor)``, then, with a ceiling, ``ceiling - softplus(ceiling - .)``:
-    a smooth log-variance in (floor, ceiling)."""
-    logvar = floor + F.softplus(raw - floor)
-    return logvar if ceiling is None else ceiling - F.softplus(ceiling - logvar)
+    """``floor + softplus(raw - floor)`` (above the floor), or with a ceiling
+    ``floor + (ceiling - floor) * sigmoid(raw)``: a smooth log-variance in (floor, ceiling)."""
+    if ceiling is None:
+        return floor + F.softplus(raw - floor)
+    return floor + (ceiling - floor) * torch.sigmoid(raw)
 
 
 class GaussianSpectrogramDecoder(Decoder):
