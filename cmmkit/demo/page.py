@@ -116,6 +116,14 @@ def _render(views: tuple[View, ...], value: Any, files: OutputFiles) -> list[Any
     return out
 
 
+def _alternatives(res: RunResult) -> str:
+    """The distinct sampled outputs, one a line, or why there are none to show."""
+    distinct = list(dict.fromkeys(str(a) for a in res.alternatives))
+    if distinct == [str(o) for o in res.outputs[:1]]:
+        return "(every sample equals the output above: this model has no latent to sample, or ignores it)"
+    return "\n".join(distinct)
+
+
 def _notes(results: list[RunResult], demo: DemoRuns) -> str:
     return "\n".join(f"- **{describe(r)}**: {html.escape(res.note)}" for r, res in zip(demo.runs, results) if res.note)
 
@@ -177,7 +185,7 @@ def build(demo: DemoRuns, files: OutputFiles, concurrency: int = 1) -> gr.Blocks
             for res in results:
                 out += _render(x.views, res.outputs[0] if res.outputs else None, files)
                 if x.alternatives:
-                    out.append("\n".join(str(a) for a in res.alternatives))
+                    out.append(_alternatives(res))
             return out + [_notes(results, demo)]
 
         def given_text(values: dict[str, Any]) -> str:

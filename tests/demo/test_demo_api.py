@@ -147,7 +147,7 @@ def test_translation_page(demo_runs):
         sentence = "A man rides a bike."
         text, alternatives, notes = client.predict(json.dumps({"text": sentence}), 0.0, 0, "", api_name="/generate")
         assert text == load_run(demo_runs["translation"]).generate([{"text": sentence}])[0]
-        assert len(alternatives.split("\n")) == 3 and notes == ""
+        assert 1 <= len(alternatives.split("\n")) <= 3 and notes == ""  # the distinct samples
         assert client.predict(json.dumps({"text": sentence}), 0.0, 0, "", api_name="/generate")[1] == alternatives
     finally:
         demo.close()
