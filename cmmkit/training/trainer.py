@@ -233,8 +233,7 @@ class Trainer:
             with self.stop:
                 while self.epoch < self.tc.epochs:
                     last = self._epoch()
-                    self._agree_stop()
-                    self._stop_if_asked()
+                    self._stop_if_asked(self._agree_stop())
         except TrainingInterrupted:
             raise
         except KeyboardInterrupt:
@@ -268,10 +267,10 @@ class Trainer:
                    f"{n_images / max(seconds, 1e-9):.0f} examples/s)", file=sys.stderr)
         return last
 
-    def _stop_if_asked(self) -> None:
-        """At a step boundary: save and raise :class:`TrainingInterrupted` if a signal came."""
-        signum = self.stop.signum
-        if signum is None:
+    def _stop_if_asked(self, signum: int | None) -> None:
+        """At a step boundary: save and raise :class:`TrainingInterrupted` if ``signum`` (the
+        signal every rank agreed on) is set."""
+        if not signum:
             return
         position = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         path = self.save() if self.last_saved != position else self.run.checkpoint
@@ -324,7 +323,7 @@ class Trainer:
                     self.epoch_seconds += time.perf_counter() - start
                     start = time.perf_counter()
                     if stop:
-                        self._stop_if_asked()  # saves, then raises
+                        self._stop_if_asked(stop)  # saves, then raises
                     self.save()  # periodic, mid-epoch
         finally:
             bar.close()
@@ -334,33 +333,33 @@ class Trainer:
         sums = self.dist.all_sum_(torch.stack([self.epoch_sums[k] for k in keys])) if keys else torch.zeros(0)
         return {key: float(v) / count for key, v in zip(keys, sums.tolist())}, self.epoch_images, self.epoch_seconds
 
-    def _decide(self, every: float, last: bool) -> tuple[bool, bool]:
-        """After a step: (stop now, timed checkpoint due); raises on a non-finite loss. Under
+    def _decide(self, every: float, last: bool) -> tuple[int | None, bool]:
+        """After a step: (signal to stop on, timed checkpoint due); raises on a non-finite loss. Under
         torchrun the ranks agree (one all_reduce at the check cadence and at the epoch's last step),
         so a signal or a timer seen by one rank stops or saves all ranks at the same step."""
         due = every > 0 and time.monotonic() - self._last_save_time >= every
         if not self.dist.active:
             if self.step % self.check_every == 0:
                 self.check_finite()
-            return self.stop.signum is not None, due
+            return self.stop.signum, due
         if self.step % self.check_every and not last:
-            return False, False
+            return None, False
         flags = torch.stack([torch.tensor(float(self.stop.signum or 0), device=self.device),
                              torch.tensor(float(due), device=self.device), self._first_bad.double()])
         signum, due_any, bad = self.dist.all_max_(flags).tolist()
-        if signum and self.stop.signum is None:
-            self.stop.request(int(signum))
         if bad >= 0:
             self._first_bad.fill_(int(bad))
             self.check_finite()
-        return self.stop.signum is not None, bool(due_any)
+        # the agreed value, never the local flag: a signal landing after the all_reduce must not
+        # make this rank stop alone (it is seen, by all ranks, at the next agreement)
+        return int(signum) or None, bool(due_any)
 
-    def _agree_stop(self) -> None:
-        """At an epoch boundary under torchrun: a signal seen by any rank stops every rank."""
-        if self.dist.active:
-            signum = self.dist.all_max_(torch.tensor(float(self.stop.signum or 0), device=self.device)).item()
-            if signum and self.stop.signum is None:
-                self.stop.request(int(signum))
+    def _agree_stop(self) -> int | None:
+        """At an epoch boundary: the signal to stop on (under torchrun, one any rank has seen)."""
+        if not self.dist.active:
+            return self.stop.signum
+        signum = self.dist.all_max_(torch.tensor(float(self.stop.signum or 0), device=self.device)).item()
+        return int(signum) or None
 
     def _record(self, logs: dict[str, torch.Tensor]) -> None:
         """Add the step's logs to the epoch sums and note (on device) the first non-finite step."""

@@ -61,3 +61,46 @@ def test_two_processes_match_one_with_the_same_global_batch_and_resume(tmp_path,
     assert again.returncode == 0, again.stderr[-3000:]
     assert [r["epoch"] for r in _rows(out)] == ["1", "2", "3"]
     assert cmmkit.load_run(out).meta["epoch"] == 3
+
+
+def _rank_pid(out, rank):
+    """PID of the torchrun worker of ``rank`` training into ``out`` (from /proc)."""
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{proc}/cmdline", "rb").read().split(b"\0")
+            environ = open(f"/proc/{proc}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if str(out).encode() in cmdline and f"RANK={rank}".encode() in environ and b"cmmkit.cli" in cmdline:
+            return int(proc)
+    return None
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_rank_stops_every_rank_at_one_step_boundary(tmp_path):
+    import signal
+    import time
+
+    fx = make_lfw_fixture(tmp_path / "lfw", rows=48, missing=1)
+    cache = tmp_path / "cache"
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
+           "--rdzv-endpoint", "localhost:0", "-m", "cmmkit.cli",
+           *train_args(fx, out, 200, "--device", "cpu", "--set", "train.checkpoint_every_minutes=0")]
+    proc = subprocess.Popen(cmd, env=env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "metrics.csv").exists():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        pid = _rank_pid(out, 1)
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)  # one rank only, as a preempted node would see it
+        _, err = proc.communicate(timeout=60)  # no rank left waiting in a collective
+    finally:
+        proc.kill()
+    assert "Stopped by SIGTERM at a step boundary" in err and "exitcode  : 143" in err
+    _, _, meta = load_checkpoint(out / "checkpoint.safetensors")
+    assert meta["world_size"] == 2 and meta["step"] == meta["epoch"] * 4 + meta["batch_in_epoch"] > 4
