@@ -29,7 +29,7 @@ GROUP = "model"  # the one concurrency group of every event that calls a model
 CSS = ".cmmkit-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 
 
-def Upload(**kwargs: Any) -> gr.Image:  # noqa: N802 - used like a component class
+def Upload(**kwargs: Any) -> gr.Image:  # named like the component it makes
     """A gr.Image whose upload reaches the handler as the file's path, unopened, so that the demo
     refuses a file that is not an image, or a huge one, with its own message (gr.Image itself
     would fail inside PIL). An instance attribute, not a subclass: gradio writes a ``.pyi`` stub
@@ -42,7 +42,7 @@ def Upload(**kwargs: Any) -> gr.Image:  # noqa: N802 - used like a component cla
             return str(payload.path)
         try:
             return decode(payload)
-        except Exception:  # noqa: BLE001 - any decoding failure is the same message to the user
+        except Exception:  # any decoding failure is the same message to the user
             raise gr.Error("the upload is not an image (PNG, JPEG, PPM, ... expected)", print_exception=False) from None
 
     image.preprocess = preprocess  # type: ignore[method-assign]
@@ -356,7 +356,8 @@ def _edit_tab(demo: DemoRuns, files: OutputFiles, order: list[str], seed: Any, l
 
     api_infer.click(api_infer_fn, [api_image], [cond_out, how_out], api_name="infer", **limits)
     api_example.click(api_example_fn, [label_box], [seen, cond_out, how_out], api_name="example", **limits)
-    api_edit.click(api_edit_fn, [api_image, changes_json, original_json, seed], [seen, *edit_out, edit_status, cond_out],
+    api_edit.click(api_edit_fn, [api_image, changes_json, original_json, seed],
+                   [seen, *edit_out, edit_status, cond_out],
                    api_name="edit", **limits)
 
 

@@ -13,8 +13,7 @@ sys.path[:0] = [str(TESTS / "fsdd"), str(TESTS / "multi30k")]
 
 pytest.importorskip("gradio", reason="cmmkit demo needs the demo extra: pip install -e '.[demo]'")
 pytest.importorskip("gradio_client", reason="the demo tests drive the page with gradio_client (the demo extra)")
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client must not look anything up online
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # as cmmkit demo sets it before importing gradio
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +34,8 @@ def demo_runs(tmp_path_factory):
         fx = make_lfw_fixture(root / "lfw", n_people=12, rows=56, real_valued=False)
         base = [f"data.data_dir={fx['folder']}", "pair.train_size=30", "pair.val_size=10", "train.epochs=2"]
         runs = {}
-        for name, model, sets in [("cmma", "cmma", []), ("cmma_x", "cmma", ["model.posterior=x"]), ("cgan", "cgan", [])]:
+        specs = [("cmma", "cmma", []), ("cmma_x", "cmma", ["model.posterior=x"]), ("cgan", "cgan", [])]
+        for name, model, sets in specs:
             cfg = build_config("lfw_faces_attrs", preset="tiny", model=model, sets=base + sets)
             runs[name] = train(cfg, root / name, progress=False).path
         make_fsdd(root / "fsdd", indices=range(0, 13), digits=range(10))

@@ -77,7 +77,7 @@ def test_infer_and_edit_an_uploaded_face(faces_client, demo_runs, face_file):
 
     out = faces_client.predict(handle_file(str(face_file)), json.dumps({"Mustache": 1, "Eyeglasses": 1}), "", 0,
                                api_name="/edit")
-    seen, cmma_same, cmma_edit, x_same, x_edit, cgan_same, cgan_edit, notes, used = out
+    seen, cmma_same, cmma_edit, _, _, cgan_same, cgan_edit, notes, used = out
     assert pixels(seen).shape == (64, 64, 3)
     assert json.loads(used) == pytest.approx(inferred)
     assert cgan_same is None and cgan_edit is None and "cgan" in notes and "cannot edit" in notes
