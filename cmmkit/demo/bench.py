@@ -21,7 +21,10 @@ from typing import Any, Callable
 def percentiles(seconds: list[float]) -> dict[str, float]:
     """p50 and p95 (nearest rank) and the mean, in milliseconds."""
     ordered = sorted(seconds)
-    rank = lambda q: ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
     return {"p50_ms": round(1000 * rank(0.5), 1), "p95_ms": round(1000 * rank(0.95), 1),
             "mean_ms": round(1000 * statistics.fmean(ordered), 1), "n": len(ordered)}
 

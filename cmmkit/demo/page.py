@@ -156,7 +156,8 @@ def build(demo: DemoRuns, files: OutputFiles, concurrency: int = 1) -> gr.Blocks
             with gr.Row():
                 with gr.Column(scale=2):
                     with gr.Row():
-                        noise = gr.Slider(0, 3, value=0, step=0.05, label="latent noise (0: the means, as in the paper)")
+                        noise = gr.Slider(0, 3, value=0, step=0.05,
+                                          label="latent noise (0: the means, as in the paper)")
                         seed = gr.Number(0, precision=0, label="seed", minimum=0)
                     base = gr.Radio(list(y.bases), value=y.bases[0], label="unset values come from the base") \
                         if y.bases else gr.State(None)
