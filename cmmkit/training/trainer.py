@@ -110,12 +110,13 @@ class Trainer:
         if self.dist.active:  # broadcasts rank 0's weights; gradients are averaged over ranks in backward
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 LossModule(model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=len(self.optimizers) > 1)
+                find_unused_parameters=True)  # a group's loss (a GAN's, a plugin's) may skip some parameters
         self.progress = progress and self.dist.is_main
         self.meta = meta or {}
         self.epoch = 0  # completed epochs
         self.batch_in_epoch = 0  # batches already done in the current (incomplete) epoch
         self.step = 0
+        self.samples_done = 0  # training examples seen, over all ranks
         self.history: list[dict[str, Any]] = []  # one metrics row per completed epoch
         self.epoch_sums: dict[str, torch.Tensor] = {}  # the current epoch's summed step logs
         self.epoch_images, self.epoch_seconds = 0, 0.0
@@ -146,6 +147,7 @@ class Trainer:
         position = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         meta = {**self.meta, **position, "history": self.history, "epoch_images": self.epoch_images,
                 "epoch_seconds": self.epoch_seconds, "epoch_saves": self.epoch_saves, "world_size": self.dist.world,
+                "samples_done": self.samples_done,
                 "optimizer_classes": {k: type(o).__name__ for k, o in self.optimizers.items()}}
         self._save_safe = False
         began = time.perf_counter()
@@ -183,6 +185,7 @@ class Trainer:
         self._restore_rng(state, meta)
         self.epoch, self.batch_in_epoch, self.step = meta["epoch"], meta["batch_in_epoch"], meta["step"]
         self._steps.fill_(self.step)
+        self.samples_done = meta.get("samples_done", 0)
         self.history = list(meta.get("history", []))
         self.epoch_sums = {k: v.to(self.device) for k, v in state.get("epoch_sums", {}).items()}
         self.epoch_images, self.epoch_seconds = meta.get("epoch_images", 0), meta.get("epoch_seconds", 0.0)
@@ -313,6 +316,7 @@ class Trainer:
                 self._save_safe = True
                 self._record(logs)
                 self.epoch_images += len(batches[k])
+                self.samples_done += len(batches[k])
                 self.batch_in_epoch = k + 1
                 self.step += 1
                 stop, due = self._decide(every, last=k + 1 == len(batches))

@@ -56,7 +56,7 @@ def test_two_processes_match_one_with_the_same_global_batch_and_resume(tmp_path,
             assert float(b[key]) == pytest.approx(float(a[key]), rel=tol), (key, a[key], b[key])
     assert float(two[0]["val_bound"]) == pytest.approx(float(one[0]["val_bound"]), rel=0.01)
     _, _, meta = load_checkpoint(out / "checkpoint.safetensors")
-    assert meta["world_size"] == 2
+    assert meta["world_size"] == 2 and meta["samples_done"] == 2 * 32
     again = _torchrun(["train", "--resume", str(out), "--epochs", "3", "--no-progress"], cache)
     assert again.returncode == 0, again.stderr[-3000:]
     assert [r["epoch"] for r in _rows(out)] == ["1", "2", "3"]
