@@ -11,8 +11,6 @@ import pytest
 TESTS = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS / "fsdd"), str(TESTS / "multi30k")]
 
-pytest.importorskip("gradio", reason="cmmkit demo needs the demo extra: pip install -e '.[demo]'")
-pytest.importorskip("gradio_client", reason="the demo tests drive the page with gradio_client (the demo extra)")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # as cmmkit demo sets it before importing gradio
 
 

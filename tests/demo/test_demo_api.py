@@ -14,6 +14,9 @@ from PIL import Image
 from cmmkit.errors import CmmkitError
 from cmmkit.runs import load_run
 
+pytest.importorskip("gradio", reason="cmmkit demo needs the demo extra: pip install -e '.[demo]'")
+pytest.importorskip("gradio_client", reason="the demo tests drive the page with gradio_client (the demo extra)")
+
 
 def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)

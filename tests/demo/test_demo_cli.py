@@ -12,6 +12,9 @@ import urllib.request
 import pytest
 
 
+pytest.importorskip("gradio", reason="cmmkit demo needs the demo extra: pip install -e '.[demo]'")
+pytest.importorskip("gradio_client", reason="the demo tests drive the page with gradio_client (the demo extra)")
+
 def test_command_prints_the_address_and_serves_the_page(demo_runs):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "cmmkit.cli", "demo", str(demo_runs["translation"]), "--port", "0"],
