@@ -186,12 +186,24 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = meta["epoch"], meta["batch_in_epoch"], meta["step"]
         self._steps.fill_(self.step)
         self.samples_done = meta.get("samples_done", 0)
-        self.history = list(meta.get("history", []))
+        self.history = list(meta["history"]) if "history" in meta else self._legacy_history()
         self.epoch_sums = {k: v.to(self.device) for k, v in state.get("epoch_sums", {}).items()}
         self.epoch_images, self.epoch_seconds = meta.get("epoch_images", 0), meta.get("epoch_seconds", 0.0)
         self.epoch_saves = list(meta.get("epoch_saves", [0, 0.0]))
         self.last_saved = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         return notes
+
+    def _legacy_history(self) -> list[dict[str, Any]]:
+        """A checkpoint from before the history was kept: adopt metrics.csv's rows up to its epoch."""
+        def number(v: str) -> Any:
+            for kind in (int, float):
+                try:
+                    return kind(v)
+                except (TypeError, ValueError):
+                    pass
+            return v
+        rows = [{k: number(v) for k, v in r.items() if v not in (None, "")} for r in self.metrics.read()]
+        return [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= self.epoch]
 
     def _restore_rng(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
         saved_world, rank = meta.get("world_size", 1), self.dist.rank

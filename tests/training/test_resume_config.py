@@ -161,3 +161,18 @@ def test_periodic_checkpoints_land_mid_epoch(tmp_path, synthetic_pair, monkeypat
     positions.clear()
     train(build_config("synthetic", sets=["train.checkpoint_every_minutes=0"]), tmp_path / "s", progress=False)
     assert positions == [(0, 0), (1, 0)]
+
+
+def test_a_checkpoint_from_before_the_history_keeps_its_metrics_rows(tmp_path, synthetic_pair):
+    from cmmkit.training.checkpoint import save_checkpoint
+
+    train(build_config("synthetic", sets=["train.epochs=2"]), tmp_path / "r", progress=False)
+    ck = tmp_path / "r" / "checkpoint.safetensors"
+    weights, state, meta = load_checkpoint(ck)
+    del meta["history"]  # as an older cmmkit wrote it
+    save_checkpoint(ck, weights, state, meta)
+    before = (tmp_path / "r" / "metrics.csv").read_text()
+    resume(tmp_path / "r", ["train.epochs=3"], progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert (tmp_path / "r" / "metrics.csv").read_text().startswith(before.splitlines()[0])
