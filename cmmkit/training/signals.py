@@ -3,8 +3,11 @@
 ``torchrun``, SLURM preemption, ``docker stop`` and Kubernetes send SIGTERM; Ctrl-C sends SIGINT.
 Neither may interrupt a training step half-way (a GAN's two optimizers, or an optimizer's update
 of some parameters but not others), so the handler only records the signal; the loop finishes
-the current step, saves a checkpoint and raises :class:`TrainingInterrupted`. The first signal
-restores the previous handlers, so a second Ctrl-C (or SIGTERM) acts at once, as usual.
+the current step, saves a checkpoint and raises :class:`TrainingInterrupted`. A second Ctrl-C
+acts at once, as usual (a KeyboardInterrupt; nothing half-done is saved). Further SIGTERMs are
+absorbed: under ``torchrun`` or SLURM every worker receives one from the scheduler and another
+from the torchrun agent a moment later, and the second must not kill the checkpoint being
+written (the sender's SIGKILL follows anyway if it wants the process gone at once).
 """
 
 from __future__ import annotations
@@ -40,11 +43,17 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._sigints = 0
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signum = signum
-        self._restore()
+        if signum == signal.SIGINT:
+            self._sigints += 1
+            if self._sigints >= 2:  # the user insists
+                self._restore()
+                raise KeyboardInterrupt
+        if self.signum is None:
+            self.signum = signum
 
     def request(self, signum: int) -> None:
         """Ask the loop to stop at the next step boundary (as the signal would; e.g. from another rank)."""

@@ -125,3 +125,33 @@ def test_optimizer_is_configurable(tmp_path, synthetic_pair):
     assert "exp_avg" in state["optimizers"]["main"]["state"][0]
     with pytest.raises(Exception, match="is not a torch.optim optimizer"):
         train(build_config("synthetic", sets=["train.optimizer.name=Adamm"]), tmp_path / "s", progress=False)
+
+
+def test_a_second_sigterm_is_absorbed_but_a_second_ctrl_c_interrupts(tmp_path, synthetic_pair, monkeypatch):
+    """torchrun's agent re-sends SIGTERM to workers a scheduler already signalled: the checkpoint
+    must still be written. A user pressing Ctrl-C twice gets the interrupt at once."""
+    import os
+    import signal
+
+    from cmmkit.training.signals import StopFlag, TrainingInterrupted
+    from cmmkit.training.trainer import Trainer
+
+    original = Trainer.train_step
+
+    def twice(self, batch):
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", twice)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(build_config("synthetic", sets=["train.epochs=2"]), tmp_path / "r", progress=False)
+    assert info.value.exit_code == 143
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.safetensors")[2]["step"] == 3
+    flag = StopFlag()
+    with flag, pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert flag.signum == signal.SIGINT
+        os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
