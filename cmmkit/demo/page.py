@@ -49,9 +49,11 @@ def Upload(**kwargs: Any) -> gr.Image:  # named like the component it makes
     return image
 
 
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Errors become a message on the page: cmmkit's own as they are, anything else as a short
-    note (the traceback goes to the server's log, never to the browser)."""
+def guarded(fn: Callable[..., Any], outputs: int | None = None) -> Callable[..., Any]:
+    """Errors become a message: cmmkit's own as they are, anything else as a short note (the
+    traceback goes to the server's log, never to the browser). Endpoints (``outputs`` None) raise
+    it as gr.Error, which gradio_client reports; the page's own events (``outputs`` = how many)
+    show it as a warning and leave every output as it was, instead of marking each one "Error"."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any) -> Any:
@@ -60,18 +62,22 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except CmmkitError as exc:
-            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
-        except Exception as exc:  # noqa: BLE001
+            message = html.escape(str(exc), quote=False)
+        except Exception as exc:  # noqa: BLE001 - never a traceback in the browser
             log.exception("demo request failed")
-            raise gr.Error(f"internal error ({type(exc).__name__}); the server's log has the details",
-                           print_exception=False) from None
+            message = f"internal error ({type(exc).__name__}); the server's log has the details"
+        if outputs is None:
+            raise gr.Error(message, print_exception=False)
+        gr.Warning(message)
+        return [gr.skip()] * outputs
 
     return wrapper
 
 
 def _control(c: Control, elem_id: str) -> Any:
     if isinstance(c, Slider):
-        return gr.Slider(c.minimum, c.maximum, value=c.value, step=c.step, label=c.name, min_width=160, elem_id=elem_id)
+        return gr.Slider(c.minimum, c.maximum, value=_shown(c.value), step=c.step, label=c.name, min_width=160,
+                         elem_id=elem_id)
     if isinstance(c, Choice):
         return gr.Dropdown(list(c.choices), value=c.value, label=c.label or c.name, filterable=True, elem_id=elem_id)
     assert isinstance(c, Text)
@@ -192,8 +198,8 @@ def build(demo: DemoRuns, files: OutputFiles, concurrency: int = 1) -> gr.Blocks
         def given_text(values: dict[str, Any]) -> str:
             if not values:
                 return "Nothing set yet: every value is the base."
-            return "Set by you: " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                              for k, v in values.items()) + "; the rest come from the base."
+            text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+            return f"Set by you: {text}; the rest come from the base." if y.bases else f"Condition: {text}."
 
         def run_ui(values: dict[str, Any], base_v: Any, noise_v: float, seed_v: Any) -> list[Any]:
             shown = demo.fill(values, base_v)
@@ -207,7 +213,7 @@ def build(demo: DemoRuns, files: OutputFiles, concurrency: int = 1) -> gr.Blocks
                 if not y.bases:  # every control is part of the condition
                     return run_ui(dict(zip(order, current)), base_v, noise_v, seed_v)
                 return run_ui({**values, name: current[order.index(name)]}, base_v, noise_v, seed_v)
-            return guarded(fn)
+            return guarded(fn, len(ui_out))
 
         def again(values: dict[str, Any], base_v: Any, noise_v: float, seed_v: Any, *current: Any) -> list[Any]:
             return run_ui(values if y.bases else dict(zip(order, current)), base_v, noise_v, seed_v)
@@ -217,13 +223,14 @@ def build(demo: DemoRuns, files: OutputFiles, concurrency: int = 1) -> gr.Blocks
             event = widget.release if isinstance(widget, gr.Slider) else \
                 widget.submit if isinstance(widget, gr.Textbox) else widget.input
             event(changed(name), ui_in, ui_out, **private)
-        go.click(guarded(again), ui_in, ui_out, **private)
-        page.load(guarded(again), ui_in, ui_out, **private)  # the base's output as soon as the page opens
-        noise.release(guarded(again), ui_in, ui_out, **private)
-        seed.submit(guarded(again), ui_in, ui_out, **private)
+        go.click(guarded(again, len(ui_out)), ui_in, ui_out, **private)
+        page.load(guarded(again, len(ui_out)), ui_in, ui_out, **private)  # the base's output at once
+        noise.release(guarded(again, len(ui_out)), ui_in, ui_out, **private)
+        seed.submit(guarded(again, len(ui_out)), ui_in, ui_out, **private)
         if y.bases:
-            base.input(guarded(again), ui_in, ui_out, **private)
-            reset.click(guarded(lambda b, n, s: run_ui({}, b, n, s)), [base, noise, seed], ui_out, **private)
+            base.input(guarded(again, len(ui_out)), ui_in, ui_out, **private)
+            reset.click(guarded(lambda b, n, s: run_ui({}, b, n, s), len(ui_out)), [base, noise, seed], ui_out,
+                        **private)
 
         # --- edit --------------------------------------------------------------------------
         if demo.can_edit:
@@ -293,38 +300,34 @@ def _edit_tab(demo: DemoRuns, files: OutputFiles, order: list[str], seed: Any, l
 
     start_out = [item, original, source, *widgets, seen, *edit_out, edit_status]
 
-    @guarded
     def on_upload(path: str | None, seed_v: Any) -> list[Any]:
         value, orig, how = demo.original(demo.read_upload(path) if path else None)
         return start(value, orig, how, seed_v)
 
-    @guarded
     def on_pick(label: str | None, seed_v: Any) -> list[Any]:
         value, orig, how = demo.original(None, label)
         return start(value, orig, how, seed_v)
 
-    @guarded
     def on_change(value: Any, orig: dict[str, Any], seed_v: Any, *current: Any) -> list[Any]:
         if value is None:
             raise DemoError("upload an image or pick an example first")
         changes = {n: v for n, v in zip(order, current) if _differs(v, orig.get(n))}
         return edited(value, orig, changes, seed_v)
 
-    upload.upload(on_upload, [upload, seed], start_out, **private)
+    upload.upload(guarded(on_upload, len(start_out)), [upload, seed], start_out, **private)
     if pick is not None:
-        pick.input(on_pick, [pick, seed], start_out, **private)
+        pick.input(guarded(on_pick, len(start_out)), [pick, seed], start_out, **private)
     change_in, change_out = [item, original, seed, *widgets], [*edit_out, edit_status]
     for widget in widgets:
         event = widget.release if isinstance(widget, gr.Slider) else \
             widget.submit if isinstance(widget, gr.Textbox) else widget.input
-        event(on_change, change_in, change_out, **private)
-    @guarded
+        event(guarded(on_change, len(change_out)), change_in, change_out, **private)
     def on_back(value: Any, orig: dict[str, Any], seed_v: Any) -> list[Any]:
         if value is None:
             raise DemoError("upload an image or pick an example first")
         return start(value, orig, "back to the original", seed_v)
 
-    back.click(on_back, [item, original, seed], start_out, **private)
+    back.click(guarded(on_back, len(start_out)), [item, original, seed], start_out, **private)
 
     with gr.Row(visible=False):
         api_image, changes_json, original_json, label_box = Upload(), gr.Textbox(), gr.Textbox(), gr.Textbox()
