@@ -31,8 +31,10 @@ def test_sigterm_saves_at_a_step_boundary_exits_143_and_resumes_exactly(tmp_path
     ck = out / "checkpoint.safetensors"
     began = time.time()
     proc = start(train_args(fx, out, EPOCHS, "--set", "train.checkpoint_every_minutes=0"), cache)
-    assert wait_for_training(proc, ck, began)  # the step-0 checkpoint: training has begun
-    time.sleep(0.3)
+    assert wait_for_training(proc, ck, began)  # the step-0 checkpoint: the run is starting
+    while not (out / "metrics.csv").exists():  # an epoch is done: the loop (and its handler) runs
+        assert proc.poll() is None
+        time.sleep(0.01)
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
