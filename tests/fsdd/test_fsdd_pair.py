@@ -22,7 +22,7 @@ def folder(tmp_path_factory):
     return path
 
 
-def test_train_generate_judge_evaluate(tmp_path, folder):
+def test_train_generate_judge_evaluate(tmp_path, folder, capsys):
     cfg = build_config("fsdd_digits_speech", preset="tiny", sets=[f"data.data_dir={folder}"])
     run = train(cfg, tmp_path / "cmma", progress=False)
     assert (run.path / "samples" / "epoch_001.png").is_file()
@@ -57,6 +57,18 @@ def test_train_generate_judge_evaluate(tmp_path, folder):
         with wave.open(str(files[0])) as w:
             assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
     assert evaluate_run(run.path, EvalOptions(k=2, is_examples=2), progress=False)["pair_metrics"] == []
+    # the same files scored again by the comparison script agree with the measure
+    import json
+
+    from cmmkit_fsdd import compare_judges, grid
+
+    capsys.readouterr()
+    assert compare_judges.main([str(run.path / "judged_speech" / "test"), "--judge", str(judge.path), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["generated"][f"speech_judge:{judge.path}"]["digit_accuracy"] == pytest.approx(acc["accuracy_generated"])
+    assert grid.main([str(run.path), "--speaker", "jackson", "--data-dir", str(folder), "--sampled",
+                      "-o", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").stat().st_size > 0
 
     edited = load_run(run.path).x.from_user([wav_path])  # users' WAV files read back
     assert edited.shape == (1, 8000)  # raw x: the waveform
