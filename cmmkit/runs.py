@@ -85,6 +85,8 @@ def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = 
         torch.manual_seed(config.train.seed)
         random.seed(config.train.seed)
         pair, model = build_model(config, data.info)
+        if d.rank:  # the ranks' noise (dequantisation, sampling, dropout) must be independent draws
+            torch.manual_seed(config.train.seed * 1_000_003 + 7919 * d.rank)
         if created:
             d.on_main(take)
         trainer = Trainer(config, model, data, run, progress=progress, meta=_meta(config, pair, data.info))
