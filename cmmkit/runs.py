@@ -64,7 +64,7 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{config.pair.name}-{config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = True) -> "TrainedRun":
+def train(config: RunConfig, out: str | Path | None = None, *, progress: bool = True) -> TrainedRun:
     """Train a new run of ``config`` into ``out`` (default ``runs/<pair>-<model>-<time>``).
 
     The folder is locked for the process's life (a second training into it fails at once, naming
@@ -109,7 +109,7 @@ def _remove_empty(run: RunDir) -> None:
         run.path.rmdir()
 
 
-def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = True) -> "TrainedRun":
+def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = True) -> TrainedRun:
     """Continue a run where its checkpoint stopped. ``sets`` may change what
     :data:`cmmkit.config.MAY_CHANGE_ON_RESUME` lists (epochs, optimizer lr/kwargs, device, ...):
     optimizer hyperparameters are written into the restored optimizers; other changes are refused."""
@@ -157,7 +157,7 @@ def _saved_config(run: RunDir, meta: dict[str, Any]) -> RunConfig:
         raise CheckpointError(f"{run.checkpoint}: its saved config no longer validates: {exc}") from None
 
 
-def _fit(trainer: Trainer, pair: Pair, run: RunDir, write_config: bool) -> "TrainedRun":
+def _fit(trainer: Trainer, pair: Pair, run: RunDir, write_config: bool) -> TrainedRun:
     """Write config.yaml (after the checkpoint holds the config it shows) and train; the lock is
     released at the end."""
     main = trainer.dist.is_main
@@ -293,7 +293,7 @@ class TrainedRun:
 
     @torch.no_grad()
     def edit(self, examples: list[Any], changes: dict[str, Any], original: list[Any] | None = None,
-             infer_with: "TrainedRun | None" = None) -> tuple[list[Any], list[Any]]:
+             infer_with: TrainedRun | None = None) -> tuple[list[Any], list[Any]]:
         """§4.5: each x changed to show ``changes`` (e.g. ``{"Mustache": 1}``). ``original`` are the
         examples' own conditions (users' form); those that are None (or all, when ``original`` is
         None) are inferred from x by ``infer_with`` (default this run), as for faces with missing

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any

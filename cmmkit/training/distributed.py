@@ -14,8 +14,9 @@ Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every call here is free and doe
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist

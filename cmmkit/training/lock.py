@@ -59,7 +59,7 @@ class RunLock:
         except (OSError, ValueError):
             return {}
 
-    def acquire(self, command: str = "cmmkit train") -> "RunLock":
+    def acquire(self, command: str = "cmmkit train") -> RunLock:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -105,7 +105,7 @@ class RunLock:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire() if self.fd is None else self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,7 +25,12 @@ from typing import Any
 import yaml
 
 from cmmkit.errors import CheckpointError, CmmkitError
-from cmmkit.training.checkpoint import fsync_dir, load_checkpoint, remove_stale_temporaries, save_checkpoint
+from cmmkit.training.checkpoint import (
+    fsync_dir,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from cmmkit.training.lock import LOCK, RunLock
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -53,7 +58,7 @@ class RunDir:
         return self.path / "samples"
 
     @classmethod
-    def new(cls, path: Path) -> "RunDir":
+    def new(cls, path: Path) -> RunDir:
         """A run folder to be created (nothing is written yet); refuses to reuse an existing run."""
         if (path / CHECKPOINT).exists():
             raise CheckpointError(f"{path} already holds a run; continue it with `cmmkit train --resume {path}` "
@@ -61,7 +66,7 @@ class RunDir:
         return cls(path)
 
     @classmethod
-    def open(cls, path: str | Path) -> "RunDir":
+    def open(cls, path: str | Path) -> RunDir:
         path = Path(path)
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such run folder")
@@ -77,7 +82,7 @@ class RunDir:
                                   "`cmmkit train`")
         return cls(path)
 
-    def acquire(self, command: str) -> "RunDir":
+    def acquire(self, command: str) -> RunDir:
         """Become the folder's one owner (or fail naming the owner), then remove stale temporaries."""
         self.lock = RunLock(self.path).acquire(command)
         remove_stale_temporaries(self.path)

@@ -311,7 +311,7 @@ class Trainer:
 
     def _train_epoch(self) -> tuple[dict[str, float], int, float]:
         dataset = self.data.splits["train"]
-        n, bs = len(dataset), self.tc.batch_size
+        bs = self.tc.batch_size
         gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + self.epoch)
         batches = dataset.epoch_batches(bs, gen)  # a shuffled order cut into batches (by tokens for text)
         self.model.train()

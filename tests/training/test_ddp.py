@@ -10,12 +10,12 @@ import sys
 
 import pytest
 import torch
+from lfw_fixtures import make_lfw_fixture
+from runner import env, train_args
 
 import cmmkit
 from cmmkit.cli import main
 from cmmkit.training.checkpoint import load_checkpoint
-from lfw_fixtures import make_lfw_fixture
-from runner import env, train_args
 
 
 def _torchrun(args, cache, timeout=300):

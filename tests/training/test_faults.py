@@ -16,13 +16,12 @@ import signal
 import time
 
 import pytest
-
 import torch
+from lfw_fixtures import make_lfw_fixture
+from runner import run, same_weights, start, train_args, wait_for_training
 
 import cmmkit
 from cmmkit.cli import main
-from lfw_fixtures import make_lfw_fixture
-from runner import run, same_weights, start, train_args, wait_for_training
 
 #: Random-instant kills after the exact ones; docs/training.md reports a run with more
 #: (CMMKIT_FAULT_RANDOM_KILLS=20 CMMKIT_FAULT_EPOCHS=12).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import struct
 import time
@@ -12,6 +11,7 @@ import zlib
 
 import pytest
 import torch
+from lfw_fixtures import make_lfw_fixture
 from safetensors.torch import save_file
 
 from cmmkit.cli import main
@@ -19,7 +19,6 @@ from cmmkit.config import build_config
 from cmmkit.errors import CheckpointError, ConfigError, DataError
 from cmmkit.runs import load_run, resume, train
 from cmmkit.training.checkpoint import _digest, load_checkpoint, save_checkpoint
-from lfw_fixtures import make_lfw_fixture
 
 
 def synthetic_args(out, *extra):
@@ -44,7 +43,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, 
 
 
 def test_read_only_output_is_a_clear_error(tmp_path, synthetic_pair, monkeypatch, capsys):
-    import cmmkit.training.lock as lock
+    from cmmkit.training import lock
 
     real_open = lock.os.open
 

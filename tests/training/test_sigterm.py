@@ -7,11 +7,11 @@ import signal
 import time
 
 import torch
+from lfw_fixtures import make_lfw_fixture
+from runner import run, same_weights, start, train_args, wait_for_training
 
 from cmmkit.cli import main
 from cmmkit.training.checkpoint import load_checkpoint
-from lfw_fixtures import make_lfw_fixture
-from runner import run, same_weights, start, train_args, wait_for_training
 
 EPOCHS = 6
 
