@@ -332,7 +332,7 @@ class Trainer:
                 self.batch_in_epoch = k + 1
                 self.step += 1
                 stop, due = self._decide(every, last=k + 1 == len(batches))
-                if self.progress and (k % 10 == 0 or k == len(batches) - 1):
+                if self.progress and (k % max(10, self.check_every) == 0 or k == len(batches) - 1):  # a host sync
                     bar.set_postfix({key: f"{float(v):.1f}" for key, v in logs.items()}, refresh=False)
                 bar.update(1)
                 if k + 1 < len(batches) and (stop or due):
