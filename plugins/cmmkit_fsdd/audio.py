@@ -1,10 +1,12 @@
 """Speech as a modality: fixed-size log-mel spectrograms with a conv encoder and a Gaussian conv decoder.
 
-Raw values are float log-mel spectrograms (B, 64 mels, 126 frames) of 1.0 s of 8 kHz audio (see
-:mod:`cmmkit_fsdd.wav`). ``prepare`` normalises each mel band with the training mean and standard
-deviation kept in ``info``; the likelihood is a diagonal Gaussian over the normalised bins with a
-learned per-bin variance bounded below by ``logvar_floor`` (the padded silence is constant, so an
-unbounded variance would collapse there). Users get :class:`Speech` back: the waveform from the
+Raw values are 1.0 s waveforms (B, 8000) at 8 kHz (so a judge can listen to them with its own
+analysis); ``prepare`` turns them into log-mel spectrograms (B, 64 mels, 126 frames, see
+:mod:`cmmkit_fsdd.wav`; raw log-mels of that shape are accepted as they are) and normalises each mel
+band with the training mean and standard deviation kept in ``info``. The likelihood is a diagonal
+Gaussian over the normalised bins with a learned per-bin variance bounded below by ``logvar_floor``
+(the padded silence is constant, so an unbounded variance would collapse there) and optionally above
+by ``logvar_ceiling``; ``decoder="autoregressive"`` uses :mod:`cmmkit_fsdd.frames` instead. Users get :class:`Speech` back: the waveform from the
 inverse mel scale plus Griffin-Lim, and the spectrogram it came from.
 """
 
