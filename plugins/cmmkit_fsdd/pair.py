@@ -40,8 +40,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pair": {"x": {"base_channels": 16, "layers": 4}, "y": {"embedding": 32, "hidden": 128}},
         "train": {"epochs": 30, "batch_size": 64, "optimizer": _ADAM, "grid_examples": 8},
         "models": {
+            # batch 16: 4,500 smaller steps in 30 epochs; measured better than 64 (old) and 32 on the
+            # bound and on the speech judge (docs/pairs/fsdd_digits_speech.md, "Decoders measured")
             "cmma": {"model": {"latent_dim": 32, "prior_hidden": 256, "posterior_hidden": 256,
-                               "posterior_y_hidden": 64}},
+                               "posterior_y_hidden": 64}, "train": {"batch_size": 16}},
             "cvae": {"model": {"latent_dim": 32, "posterior_hidden": 256, "posterior_y_hidden": 64,
                                "decoder_y_hidden": 64}},
             "vae": {"model": {"latent_dim": 32, "posterior_hidden": 256}},
