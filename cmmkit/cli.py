@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from cmmkit.errors import CmmkitError
+
+log = logging.getLogger(__name__)
+
+TRAIN_EXAMPLES = """\
+examples:
+  cmmkit train --pair lfw_faces_attrs --preset tiny --epochs 2
+  cmmkit train --pair lfw_faces_attrs --model cvae --set train.optimizer.lr=0.05
+  cmmkit train --pair lfw_faces_attrs --set model.posterior=x --set train.batch_size=32 --data-dir ~/data/lfw
+  cmmkit train --pair multi30k_en_de --preset paper --device cuda
+  cmmkit train --pair lfw_faces_attrs --print-config
+  cmmkit train --resume runs/my-run --epochs 40
+"""
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -20,43 +34,59 @@ def _train(args: argparse.Namespace) -> int:
         return _train_or_resume(args)
     except TrainingInterrupted as exc:
         if current().is_main:
-            print(f"\n{exc.message}", file=sys.stderr)
+            log.error("\n%s", exc.message)
         return exc.exit_code
     except TrainingDiverged as exc:
         if current().is_main:
-            print(f"cmmkit: error: {exc}", file=sys.stderr)
+            log.error("cmmkit: error: %s", exc)
         return 3
     finally:
         teardown()  # under torchrun: leave the process group cleanly
 
 
-def _train_or_resume(args: argparse.Namespace) -> int:
-    from cmmkit.config import build_config
-    from cmmkit.runs import resume, train
-
-    sets = list(args.set or [])
-    if args.data_dir:
-        sets.append(f"data.data_dir={args.data_dir}")
+def typed_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's typed options as a nested config dict (merged after ``--set``, never as strings)."""
+    out: dict[str, Any] = {}
+    if args.data_dir is not None:
+        out.setdefault("data", {})["data_dir"] = Path(args.data_dir)
     if args.epochs is not None:
-        sets.append(f"train.epochs={args.epochs}")
-    if args.device:
-        sets.append(f"train.device={args.device}")
-    model = getattr(args, "model", None)
-    if getattr(args, "judge", False):
-        model = _judge_model(args.pair)
+        out.setdefault("train", {})["epochs"] = args.epochs
+    if args.device is not None:
+        out.setdefault("train", {})["device"] = args.device
+    return out
+
+
+def _train_or_resume(args: argparse.Namespace) -> int:
+    from cmmkit.config import build_config, dump
+    from cmmkit.runs import resume, resumed_config, train
+
+    sets, overrides = list(args.set or []), typed_overrides(args)
+    model = _judge_model(args.pair) if getattr(args, "judge", False) else getattr(args, "model", None)
     if args.resume:
         if args.pair or args.preset or args.config or model:
             raise CmmkitError("--resume continues a run with its saved config; use --set to change it "
                               "(not --pair/--model/--preset/--config)")
-        run = resume(args.resume, sets, progress=not args.no_progress)
+        if args.print_config:
+            return _print_config(dump(resumed_config(args.resume, sets, overrides)))
+        run = resume(args.resume, sets, progress=not args.no_progress, overrides=overrides)
     else:
-        config = build_config(args.pair, args.preset, args.config, sets, model=model)
+        config = build_config(args.pair, args.preset, args.config, sets, model=model, overrides=overrides)
+        if args.print_config:
+            return _print_config(dump(config))
         run = train(config, args.out, progress=not args.no_progress)
     from cmmkit.training.distributed import current
 
     if current().is_main:
         print(f"Run saved in {run.path} (epoch {run.meta.get('epoch')}); "
               f"previews in {run.path / 'samples'}")
+    return 0
+
+
+def _print_config(config: dict[str, Any]) -> int:
+    """``--print-config``: the effective config as YAML (a valid ``--config`` file), nothing trained."""
+    import yaml
+
+    print(yaml.safe_dump(config, sort_keys=False), end="")
     return 0
 
 
@@ -93,16 +123,12 @@ def _pairs(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from cmmkit.evaluation.evaluate import EVAL_FILE, EvalOptions, evaluate_run
     from cmmkit.report import report_table
 
     opts = EvalOptions(split=args.split, k=args.k, is_examples=args.is_examples, parzen_samples=args.parzen_samples,
-                       parzen=not args.no_parzen, parzen_val_examples=args.parzen_val_examples,
-                       judge=Path(args.judge) if args.judge else None, seeds=args.seeds,
-                       max_examples=args.max_examples, data_dir=Path(args.data_dir) if args.data_dir else None,
-                       device=args.device)
+                       parzen=not args.no_parzen, parzen_val_examples=args.parzen_val_examples, judge=args.judge,
+                       seeds=args.seeds, max_examples=args.max_examples, data_dir=args.data_dir, device=args.device)
     result = evaluate_run(args.run, opts, progress=not args.no_progress)
     print(report_table([result])[0])
     print(f"\nwrote {Path(args.run) / EVAL_FILE}")
@@ -110,8 +136,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from cmmkit.report import load_eval, report_table
 
     markdown, csv_text = report_table([load_eval(Path(r)) for r in args.runs])
@@ -130,11 +154,18 @@ def make_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="cmmkit", description="Conditional multimodal generation (CMMA).")
     parser.add_argument("--version", action="version", version=f"cmmkit {__version__}")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="count", default=0, help="also show debug messages")
+    noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr (results "
+                                                                    "still go to stdout); TQDM_DISABLE=1 hides progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model on a pair (or --resume a run)")
+    t = sub.add_parser("train", help="train a model on a pair (or --resume a run)", epilog=TRAIN_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _train_options(t)
-    t.add_argument("--model", help="cmma (default), cvae, vae, cgan or any plugin's model")
+    from cmmkit.config import DEFAULT_MODEL
+
+    t.add_argument("--model", help=f"{DEFAULT_MODEL} (default), cvae, vae, cgan or any plugin's model")
     t.set_defaults(func=_train)
 
     j = sub.add_parser("train-judge", help="train the pair's judge (e.g. the LFW attribute classifier) used by `cmmkit evaluate --judge`")
@@ -182,21 +213,26 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--pair", help="pair to train on (see `cmmkit pairs`)")
     t.add_argument("--preset", help="named preset of the pair: default (CPU), paper (GPU), tiny")
     t.add_argument("--config", help="YAML/JSON config file (sections pair, model, data, train)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.lr=0.05 (repeatable)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.optimizer.lr=0.05 (repeatable; "
+                   "values are YAML)")
     t.add_argument("--out", help="run folder to create (default runs/<pair>-<model>-<time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--data-dir", help="folder holding this pair's data files (overrides $CMMKIT_DATA)")
     t.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     t.add_argument("--device", help="shortcut for --set train.device=... (auto, cpu, cuda)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--print-config", action="store_true", help="print the effective config as YAML and exit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cmmkit.logs import configure
+
     args = make_parser().parse_args(argv)
+    configure(-1 if args.quiet else args.verbose)
     try:
         return args.func(args)
     except CmmkitError as exc:
-        print(f"cmmkit: error: {exc}", file=sys.stderr)
+        log.error("cmmkit: error: %s", exc)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -139,10 +139,8 @@ def _figure(args: argparse.Namespace) -> int:
 def _evaluate_edits(args: argparse.Namespace) -> int:
     from cmmkit.evaluation.edits import EDIT_FILE, EditEvalOptions, edit_table, evaluate_edits
 
-    opts = EditEvalOptions(judge=Path(args.judge) if args.judge else None,
-                           infer_with=Path(args.infer_with) if args.infer_with else None, split=args.split,
-                           examples=args.examples, attributes=args.attributes, seed=args.seed,
-                           data_dir=Path(args.data_dir) if args.data_dir else None, device=args.device)
+    opts = EditEvalOptions(judge=args.judge, infer_with=args.infer_with, split=args.split, examples=args.examples,
+                           attributes=args.attributes, seed=args.seed, data_dir=args.data_dir, device=args.device)
     start = time.perf_counter()
     result = evaluate_edits(args.run, opts, progress=not args.no_progress)
     print(edit_table(result))

@@ -1,34 +1,65 @@
 """Run configs: pydantic models for pair, model, data and training, validated at the edge.
 
 A run config is built from, in order: the pair's preset (``default`` unless ``--preset`` names
-another), a YAML/JSON file, and ``--set a.b=value`` overrides, merged as plain dicts and then
-validated once. The ``pair`` and ``model`` sections are validated with the config classes their
+another), a YAML/JSON file, ``--set a.b=value`` overrides (parsed as YAML scalars) and the typed
+values of the command's own options (``--data-dir``, ``--epochs``, ...; never turned into strings),
+merged as plain dicts and then validated once by :class:`RunConfig` itself. The ``pair`` and ``model`` sections are validated with the config classes their
 plugins declare, so a typo anywhere is reported with the field's dotted path and a suggestion.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import fnmatch
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from cmmkit.errors import ConfigError, suggest
 from cmmkit.models.base import ModelConfig
 from cmmkit.pair import PairConfig
+
+#: The model trained when neither the command, the config file nor the preset names one.
+DEFAULT_MODEL = "cmma"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Options(_Strict):
+    """Base of a command's options (``EvalOptions``, ...): validated on construction; a bad value is
+    a :class:`ConfigError` naming the command-line flag (``--k: Input should be greater than 0``)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError("; ".join(_flag_error(e) for e in exc.errors())) from None
+
+
+def _flag_error(err: Any) -> str:
+    flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "options"
+    if err["type"] == "extra_forbidden":
+        return f"{flag}: unknown option"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{flag} {err['input']!r}: {msg}" if "input" in err and not isinstance(err["input"], dict) else f"{flag}: {msg}"
+
+
 class DataConfig(_Strict):
     data_dir: Path | None = Field(None, description="folder holding this pair's files (else $CMMKIT_DATA/<dataset>, else the cache)")
     download: bool = Field(True, description="download missing official files on first use")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None  # a quoted "~/data" means the home folder
 
 
 class OptimizerConfig(_Strict):
@@ -60,10 +91,54 @@ class TrainConfig(_Strict):
 
 
 class RunConfig(_Strict):
+    """A whole run's config. ``pair`` and ``model`` are validated with the config classes their
+    plugins declare (``RunConfig.model_validate(raw)`` does it; :func:`validate` gives every
+    problem with its dotted path first)."""
+
     pair: SerializeAsAny[PairConfig]
     model: SerializeAsAny[ModelConfig]
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_sections(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        out = dict(raw)
+        for key, section_cls in plugin_sections(raw).items():
+            value = out.get(key)
+            if key == "model" and value is None:
+                value = {}
+            if isinstance(value, dict):
+                if key == "model":
+                    value = {"name": section_cls.name, **value}
+                out[key] = section_cls.Config.model_validate(value)
+        return out
+
+
+def model_name(*layers: dict[str, Any] | None) -> str:
+    """The model a config names: ``model.name`` of the first layer that has one, else
+    :data:`DEFAULT_MODEL`. The one place a missing model name is resolved."""
+    for layer in layers:
+        model = (layer or {}).get("model")
+        if isinstance(model, dict) and model.get("name"):
+            return str(model["name"])
+    return DEFAULT_MODEL
+
+
+def plugin_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """``{"pair": the Pair, "model": the model class}`` that ``raw`` names (those it can name)."""
+    from cmmkit.registry import get_registry
+
+    reg = get_registry()
+    out: dict[str, Any] = {}
+    pair_raw = raw.get("pair")
+    if isinstance(pair_raw, dict) and "name" in pair_raw:
+        out["pair"] = reg.pair(str(pair_raw["name"]))
+    if raw.get("model") is None or isinstance(raw.get("model"), dict):
+        out["model"] = reg.model(model_name(raw))
+    return out
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -135,35 +210,60 @@ def _check_sections(raw: dict[str, Any], where: str) -> None:
 
 
 def validate(raw: dict[str, Any]) -> RunConfig:
-    """Validate a merged raw config against the pair's and model's own config classes."""
-    from cmmkit.registry import get_registry
-
-    reg = get_registry()
+    """Validate a merged raw config against the pair's and model's own config classes, reporting
+    every problem with its dotted path."""
     pair_raw, model_raw = raw.get("pair") or {}, raw.get("model") or {}
     if not isinstance(pair_raw, dict) or "name" not in pair_raw:
         raise ConfigError("pair.name: missing; expected the name of an installed pair (see `cmmkit pairs`)")
     if not isinstance(model_raw, dict):
         raise ConfigError("model: expected a mapping")
-    pair = reg.pair(str(pair_raw["name"]))
-    model_cls = reg.model(str(model_raw.get("name", "cmma")))
-    sections = {"pair": pair.Config, "model": model_cls.Config, "data": DataConfig, "train": TrainConfig}
+    plugins = plugin_sections(raw)
+    sections = {"pair": plugins["pair"].Config, "model": plugins["model"].Config, "data": DataConfig,
+                "train": TrainConfig}
     unknown = set(raw) - set(sections)
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(f"{key}: unknown section.{suggest(key, sections)} Expected: {', '.join(sections)}")
+        hint = suggest(key, sections) or _suggest_nested(key, sections)
+        raise ConfigError(f"{key}: unknown section.{hint} Expected: {', '.join(sections)}")
     values: dict[str, Any] = {}
     problems: list[str] = []
     for key, cls in sections.items():
         section = raw.get(key) or {}
         if key == "model":
-            section = {"name": model_cls.name, **section}
+            section = {"name": plugins["model"].name, **section}
         try:
             values[key] = cls.model_validate(section)
         except ValidationError as exc:
             problems += [_describe(key, cls, err) for err in exc.errors()]
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-    return RunConfig.model_construct(**values)
+    return RunConfig(**values)
+
+
+def _keys(model: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of a pydantic model's fields, sub-sections included (``optimizer.lr``)."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    out = []
+    for name, field in model.model_fields.items():
+        out.append(prefix + name)
+        out += _keys(field.annotation, f"{prefix}{name}.")
+    return out
+
+
+def _suggest_nested(name: str, sections: dict[str, Any]) -> str:
+    """``lr`` -> `` Did you mean 'train.optimizer.lr'?`` (a key of a sub-section with that name, or close to it)."""
+    keys = [f"{s}.{k}" for s, cls in sections.items() for k in _keys(cls)]
+    return _leaf_match(name, keys)
+
+
+def _leaf_match(name: str, keys: list[str]) -> str:
+    exact = [k for k in keys if "." in k and k.rsplit(".", 1)[1] == name]
+    if exact:
+        return f" Did you mean {exact[0]!r}?"
+    leaves = {k.rsplit(".", 1)[1]: k for k in reversed(keys) if "." in k}
+    match = difflib.get_close_matches(name, list(leaves), n=1, cutoff=0.6)
+    return f" Did you mean {leaves[match[0]]!r}?" if match else ""
 
 
 def _describe(section: str, cls: type[BaseModel], err: Any) -> str:
@@ -175,7 +275,7 @@ def _describe(section: str, cls: type[BaseModel], err: Any) -> str:
             field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
             model = field.annotation if field is not None else None
         known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
-        hint = suggest(loc[-1], known)
+        hint = suggest(loc[-1], known) or _leaf_match(loc[-1], _keys(model))  # train.lr -> optimizer.lr
         return f"{path}: unknown key.{hint}" + (f" Known keys: {', '.join(known)}" if known else "")
     got = err.get("input")
     return f"{path}: {err['msg']} (got {got!r})"
@@ -183,19 +283,21 @@ def _describe(section: str, cls: type[BaseModel], err: Any) -> str:
 
 def build_config(pair: str | None = None, preset: str | None = None, file: str | Path | None = None,
                  sets: list[str] | None = None, base: dict[str, Any] | None = None,
-                 model: str | None = None) -> RunConfig:
-    """Merge preset, file and overrides, then validate. ``base`` (e.g. a saved run's config)
-    replaces the preset when given.
+                 model: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Merge preset, file, ``--set`` strings and typed ``overrides`` (a nested dict of values
+    already of their type, e.g. ``{"data": {"data_dir": Path("2024")}}``; they win), then validate.
+    ``base`` (e.g. a saved run's config) replaces the preset when given.
 
     A preset may hold ``models: {name: partial config}``: sizes and training settings for each
     model, merged in for the chosen model (``model``, else ``model.name`` from the overrides, the
-    file or the preset, else ``cmma``).
+    file or the preset, else :data:`DEFAULT_MODEL`).
     """
     from cmmkit.registry import get_registry
 
     file_raw = read_config_file(file) if file else {}
     set_raw = parse_set(sets or [])
     _check_sections(set_raw, "--set")
+    set_raw = deep_merge(set_raw, overrides or {})
     if model:
         set_raw = deep_merge(set_raw, {"model": {"name": model}})
     name = pair or set_raw.get("pair", {}).get("name") or file_raw.get("pair", {}).get("name") \
@@ -210,12 +312,11 @@ def build_config(pair: str | None = None, preset: str | None = None, file: str |
                               f"Available: {', '.join(sorted(presets))}")
         base = copy.deepcopy(presets[chosen])
         per_model = base.pop("models", {})
-        model_name = (set_raw.get("model", {}).get("name") or file_raw.get("model", {}).get("name")
-                      or base.get("model", {}).get("name") or "cmma")
-        if model_name != base.get("model", {}).get("name", model_name):
+        chosen_model = model_name(set_raw, file_raw, base)
+        if chosen_model != (base.get("model") or {}).get("name", chosen_model):
             base.pop("model", None)  # the preset's model section describes another model
-        base = deep_merge(base, per_model.get(model_name, {}))
-        base = deep_merge(base, {"model": {"name": model_name}})
+        base = deep_merge(base, per_model.get(chosen_model, {}))
+        base = deep_merge(base, {"model": {"name": chosen_model}})
     raw = deep_merge(deep_merge(base, file_raw), set_raw)
     raw = deep_merge(raw, {"pair": {"name": name}})
     return validate(raw)

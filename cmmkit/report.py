@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cmmkit.errors import CheckpointError, ConfigError
-
-EVAL_FILE = "eval.json"
+from cmmkit.evaluation import EVAL_FILE
 REQUIRED_KEYS = ("model", "split", "run")
 BLOCKS = ("bound", "importance_sampling", "parzen", "attribute_fidelity")
 KEY_ATTRIBUTES = ["Male", "Asian", "Eyeglasses", "Mouth Slightly Open", "Bushy Eyebrows", "Big Nose",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from cmmkit.training.distributed import Dist
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.trainer import Trainer, pick_device
 
+log = logging.getLogger(__name__)
 
 def build_model(config: RunConfig, info: dict[str, Any]) -> tuple[Pair, ConditionalModel]:
     """The pair and a freshly initialised model for ``config`` and the data-derived ``info``."""
@@ -42,7 +43,7 @@ def load_data(config: RunConfig, *, data_dir: str | Path | None = None, progress
     folder = Path(data_dir) if data_dir is not None else config.data.data_dir
     data = pair.load(config.pair, folder, download=config.data.download, progress=progress)
     for note in data.notes if notes else []:
-        print(f"[{pair.name}] {note}", file=sys.stderr)
+        log.info("[%s] %s", pair.name, note)
     return data
 
 
@@ -109,8 +110,21 @@ def _remove_empty(run: RunDir) -> None:
         run.path.rmdir()
 
 
-def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = True) -> TrainedRun:
-    """Continue a run where its checkpoint stopped. ``sets`` may change what
+def resumed_config(path: str | Path, sets: list[str] | None = None,
+                   overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The config :func:`resume` would continue ``path`` with (``--print-config --resume``); trains nothing."""
+    run = RunDir.open(path)
+    _, _, meta = run.load_checkpoint()
+    saved = _saved_config(run, meta)
+    config = build_config(sets=sets, base=dump(saved), overrides=overrides)
+    resume_changes(saved, config)
+    return config
+
+
+def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = True,
+           overrides: dict[str, Any] | None = None) -> TrainedRun:
+    """Continue a run where its checkpoint stopped. ``sets`` (``--set`` strings) and ``overrides``
+    (typed values, e.g. ``{"train": {"epochs": 40}}``) may change what
     :data:`cmmkit.config.MAY_CHANGE_ON_RESUME` lists (epochs, optimizer lr/kwargs, device, ...):
     optimizer hyperparameters are written into the restored optimizers; other changes are refused."""
     d = distributed.setup()
@@ -125,7 +139,7 @@ def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = 
         weights, state, meta = run.load_checkpoint()  # every rank, after rank 0 holds the folder
         saved = _saved_config(run, meta)
         rewrite = run.check_config(dump(saved), meta.get("previous_config"))
-        config = build_config(sets=sets, base=dump(saved))
+        config = build_config(sets=sets, base=dump(saved), overrides=overrides)
         changes = resume_changes(saved, config)
         _refuse_nonfinite(weights, run.checkpoint, "resume")
         pair, model = _build_checked(config, meta.get("data_info", {}), weights, run.checkpoint)
@@ -136,12 +150,12 @@ def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = 
         for line in ([f"resume: {key} {old!r} -> {new!r}" for key, old, new in changes]
                      + [f"resume: optimizer {n} (written into the restored optimizer)" for n in notes]):
             if d.is_main:
-                print(line, file=sys.stderr)
+                log.info("%s", line)
         if changes:
             trainer.meta["previous_config"] = dump(saved)
             trainer.save()  # the changed config is the checkpoint's before config.yaml shows it
         elif rewrite and d.is_main:
-            print(f"resume: {run.config_file} was missing or stale; rewritten from the checkpoint", file=sys.stderr)
+            log.info("resume: %s was missing or stale; rewritten from the checkpoint", run.config_file)
     except BaseException:
         run.release()
         raise
@@ -178,10 +192,10 @@ def _announce(trainer: Trainer, run: RunDir) -> None:
     c, sizes = trainer.config, {k: len(v) for k, v in trainer.data.splits.items()}
     params = sum(p.numel() for p in trainer.model.parameters())
     every = c.train.checkpoint_every_minutes
-    print(f"Training {c.model.name} ({params / 1e6:.2f}M parameters) on {c.pair.name} "
+    log.info(f"Training {c.model.name} ({params / 1e6:.2f}M parameters) on {c.pair.name} "
           f"({', '.join(f'{k} {v}' for k, v in sizes.items())}) on {trainer.device}, "
           f"epoch {trainer.epoch + 1} to {c.train.epochs}, into {run.path} (checkpoints at epoch ends"
-          f"{f' and every {every:g} min' if every else ''}; Ctrl-C or SIGTERM saves and stops)", file=sys.stderr)
+          f"{f' and every {every:g} min' if every else ''}; Ctrl-C or SIGTERM saves and stops)")
 
 
 def _refuse_nonfinite(weights: dict[str, torch.Tensor], source: Path, action: str) -> None:

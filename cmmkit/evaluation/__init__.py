@@ -8,3 +8,6 @@
 
 Submodules are imported on use so that importing this package stays cheap.
 """
+
+#: The file ``cmmkit evaluate`` writes into the run folder and ``cmmkit report`` reads.
+EVAL_FILE = "eval.json"

@@ -21,14 +21,15 @@ Results go to ``RUN/edit_eval.json`` (atomically) and a markdown table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from cmmkit import __version__
+from cmmkit.config import Options
 from cmmkit.errors import CheckpointError, ConfigError
 from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
 from cmmkit.modality import to_device
@@ -37,14 +38,15 @@ from cmmkit.runs import TrainedRun, load_judge, load_run
 EDIT_FILE = "edit_eval.json"
 
 
-@dataclass
-class EditEvalOptions:
+class EditEvalOptions(Options):
+    """``cmmkit evaluate-edits``'s options (validated: a bad value is a ConfigError naming its flag)."""
+
     judge: Path | None = None
-    infer_with: Path | None = None  # a posterior=x CMMA run (default: the run itself when it can infer)
+    infer_with: Path | None = Field(None, description="a posterior=x CMMA run (default: the run itself when it can infer)")
     split: str = "test"
-    examples: int = 200
-    attributes: list[str] | None = None  # None: all
-    batch_size: int = 100
+    examples: int = Field(200, ge=1)
+    attributes: list[str] | None = Field(None, min_length=1, description="None: all")
+    batch_size: int = Field(100, ge=1)
     seed: int = 0
     data_dir: Path | None = None
     device: str = "auto"
@@ -121,8 +123,6 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
     if opts.judge is None and opts.infer_with is None and not run.model.can_infer:
         raise ConfigError("nothing to evaluate: give --judge (edit fidelity) and/or --infer-with, or evaluate a "
                           "model.posterior=x CMMA run (attribute inference)")
-    if opts.examples < 1:
-        raise ConfigError(f"--examples {opts.examples}: expected at least 1")
     names = list(run.model.y.info.get("names", []))
     if not names:
         raise ConfigError(f"{run.path}: edit evaluation needs named attributes as y (pair {config.pair.name} has none)")

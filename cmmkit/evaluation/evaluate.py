@@ -20,17 +20,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from pydantic import Field as PydField
 from tqdm.auto import tqdm
 
 from cmmkit import __version__, bound
+from cmmkit.config import Options
 from cmmkit.data.download import atomic_write
 from cmmkit.errors import ConfigError
+from cmmkit.evaluation import EVAL_FILE
 from cmmkit.evaluation.parzen import PARZEN_NOTE, check_memory, parzen_log_likelihood
 from cmmkit.modality import repeat, select, to_device
 from cmmkit.models.latent import LatentModel
 from cmmkit.runs import TrainedRun, load_data, load_run
 
-EVAL_FILE = "eval.json"
+__all__ = ["EVAL_FILE", "EvalContext", "EvalOptions", "evaluate_run", "write_json"]
 
 
 @dataclass
@@ -51,20 +54,21 @@ class EvalContext:
         return _bar(self.n if total is None else total, desc, self.progress)
 
 
-@dataclass
-class EvalOptions:
+class EvalOptions(Options):
+    """``cmmkit evaluate``'s options (validated: a bad value is a ConfigError naming its flag)."""
+
     split: str = "test"
-    k: int = 1000  # importance samples per example
-    is_examples: int | None = None  # evaluate IS on the first N examples only (None: all)
-    parzen_samples: int = 100  # S
+    k: int = PydField(1000, ge=1, description="importance samples per example")
+    is_examples: int | None = PydField(None, ge=1, description="importance-sample the first N examples only (None: all)")
+    parzen_samples: int = PydField(100, ge=1, description="S, samples from p(x|y) per example")
     parzen: bool = True
-    parzen_val_examples: int = 200  # validation examples used to choose σ
-    sigma_grid: list[float] = field(default_factory=lambda: torch.logspace(-3, 0, 31).tolist())
+    parzen_val_examples: int = PydField(200, ge=1, description="validation examples used to choose σ")
+    sigma_grid: list[float] = PydField(default_factory=lambda: torch.logspace(-3, 0, 31).tolist(), min_length=1)
     judge: Path | None = None
-    seeds: list[int] = field(default_factory=lambda: [0])
-    max_examples: int | None = None  # cap on the split's examples for every measure
-    batch_size: int = 64
-    memory_budget: int = 1 << 30  # bytes of Parzen samples held at once
+    seeds: list[int] = PydField(default_factory=lambda: [0], min_length=1)
+    max_examples: int | None = PydField(None, ge=1, description="cap on the split's examples for every measure")
+    batch_size: int = PydField(64, ge=1)
+    memory_budget: int = PydField(1 << 30, ge=1, description="bytes of Parzen samples held at once")
     data_dir: Path | None = None
     device: str = "auto"
 
@@ -98,8 +102,6 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
     if opts.split not in data.splits:
         raise ConfigError(f"--split {opts.split!r}: no such split; {config.pair.name} has "
                           f"{', '.join(data.splits)}")
-    if opts.k < 1 or opts.parzen_samples < 1:
-        raise ConfigError("--k and --parzen-samples must be at least 1")
     dataset = data.splits[opts.split]
     n = min(len(dataset), opts.max_examples or len(dataset))
     out: dict[str, Any] = {"cmmkit_version": __version__, "run": str(run.path), "model": run.model.name,

@@ -10,20 +10,23 @@ knows nothing about faces.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from PIL import Image
+from pydantic import Field
 
+from cmmkit.config import Options
 from cmmkit.errors import ConfigError, suggest
 
 
-@dataclass
-class FigureOptions:
-    faces: list[int] | None = None  # which examples to show (figure-specific default when None)
-    count: int = 6  # how many individuals / faces
-    infer_with: Any = None  # a TrainedRun that infers missing conditions (fig10)
+class FigureOptions(Options):
+    """What a figure is drawn with (validated: a bad value is a ConfigError naming its flag)."""
+
+    faces: list[int] | None = Field(None, min_length=1, description="which examples to show (None: the "
+                                                                      "figure's default)")
+    count: int = Field(6, ge=1, description="how many individuals / faces")
+    infer_with: Any = Field(None, description="a TrainedRun that infers missing conditions (fig10)")
     data_dir: Path | None = None
     device: str = "cpu"
 
@@ -53,8 +56,7 @@ def make_figure(name: str, run_dirs: list[str | Path], output: str | Path, *, de
     output = Path(output)
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ConfigError(f"-o {output}: expected a .png or .jpg output path")
-    if count < 1:
-        raise ConfigError(f"--count {count}: expected at least 1")
+    FigureOptions(faces=faces or None, count=count, data_dir=data_dir, device=device)  # checked before loading
     runs = [load_run(r, device=device) for r in run_dirs]
     pairs = {r.pair.name for r in runs}
     if len(pairs) > 1:
@@ -64,11 +66,10 @@ def make_figure(name: str, run_dirs: list[str | Path], output: str | Path, *, de
         raise ConfigError(f"figure {name!r}: not a figure of pair {runs[0].pair.name}.{suggest(name, figures)} "
                           f"Available: {', '.join(sorted(figures))}")
     opts = FigureOptions(faces=list(faces) if faces else None, count=count, device=device,
-                         infer_with=load_run(infer_with, device=device) if infer_with else None,
-                         data_dir=Path(data_dir) if data_dir else None)
+                         infer_with=load_run(infer_with, device=device) if infer_with else None, data_dir=data_dir)
     image, notes = figures[name](runs, opts)
     for note in notes:
-        print(note)
+        print(note)  # the figure's measured numbers: a result of the command, on stdout
     return [save_image(image if isinstance(image, Image.Image) else stack(image), output)]
 
 
