@@ -17,7 +17,8 @@ examples:
   cmmkit train --pair lfw_faces_attrs --preset tiny --epochs 2
   cmmkit train --pair lfw_faces_attrs --model cvae --set train.optimizer.lr=0.05
   cmmkit train --pair lfw_faces_attrs --set model.posterior=x --set train.batch_size=32 --data-dir ~/data/lfw
-  cmmkit train --pair multi30k_en_de --preset paper --device cuda
+  cmmkit train --pair lfw_faces_attrs --preset paper --device cuda
+  cmmkit train --pair multi30k_en_de --preset large --epochs 30
   cmmkit train --pair lfw_faces_attrs --print-config
   cmmkit train --resume runs/my-run --epochs 40
 """
