@@ -18,6 +18,7 @@ from typing import Any
 
 from cmmkit.errors import CheckpointError, ConfigError
 from cmmkit.evaluation import EVAL_FILE
+
 REQUIRED_KEYS = ("model", "split", "run")
 BLOCKS = ("bound", "importance_sampling", "parzen", "attribute_fidelity")
 KEY_ATTRIBUTES = ["Male", "Asian", "Eyeglasses", "Mouth Slightly Open", "Bushy Eyebrows", "Big Nose",

@@ -17,7 +17,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -29,12 +29,14 @@ from cmmkit.errors import DataError
 __all__ = [
     "CHECKSUM_FILE",
     "RemoteFile",
+    "atomic_path",
     "atomic_write",
     "atomic_write_bytes",
     "cache_root",
     "data_root",
     "fetch",
     "file_digest",
+    "fsync_dir",
     "resolve_dataset_dir",
 ]
 
@@ -93,25 +95,66 @@ class RemoteFile:
     description: str = ""
 
 
-@contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
-    """Write ``path`` through a temp file in the same folder, then ``os.replace`` it into place.
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-    Readers never see a half-written file; on error the temp file is removed and ``path`` untouched.
+
+_UMASK = _umask()  # read once at import (os.umask is process-wide)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, *, prefix: str | None = None, suffix: str = ".tmp",
+                before_replace: Callable[[], None] | None = None) -> Iterator[Path]:
+    """Atomic writing, the one implementation: yield a temporary path in ``path``'s folder for the
+    caller to write (with any writer: ``open``, ``safetensors``, ``numpy.memmap``); when the block
+    ends cleanly the file is flushed to disk, given the permissions a plain ``open`` would (the
+    umask's, not ``mkstemp``'s 0600), renamed onto ``path`` and the rename made durable.
+
+    Readers never see a half-written file; on any error (or an exception raised in the block, e.g.
+    a failed check) the temporary file is removed and ``path`` is untouched. The temporary name is
+    ``{prefix}XXXXXXXX{suffix}`` (default prefix ``.{name}.``), so stale ones can be found by pattern.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}." if prefix is None else prefix, suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Write ``path`` through an open handle, atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -190,16 +233,12 @@ def fetch(remote: RemoteFile, folder: Path, *, download: bool = True, progress: 
     if not download:
         raise DataError(f"{target} is missing and downloading is disabled. {_offline_advice(remote, folder, dataset)}")
 
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{remote.filename}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(target, suffix=".part") as tmp:
         digest = hashlib.sha256()
         received = 0
         try:
             request = urllib.request.Request(remote.url, headers={"User-Agent": "cmmkit"})
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, os.fdopen(fd, "wb") as out:
-                fd = -1
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else remote.size
                 with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=remote.filename,
@@ -232,10 +271,4 @@ def fetch(remote: RemoteFile, folder: Path, *, download: bool = True, progress: 
             )
         if not remote.sha256:
             _write_record(folder, remote.filename, received, actual)
-        os.replace(tmp, target)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     return target

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from cmmkit.data.download import atomic_path
 from cmmkit.errors import CheckpointError
 from cmmkit.training import faults
 
@@ -84,50 +83,12 @@ def save_checkpoint(path: Path, weights: dict[str, torch.Tensor], state: dict[st
     tensors.update(state_tensors)
     header = {"format": str(FORMAT_VERSION), "meta": json.dumps(meta), "state": json.dumps(skeleton)}
     header["sha256"] = _digest(tensors, header["meta"], header["state"])
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's (and safetensors') 0600 would hide runs from a shared group
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        faults.point("checkpoint-tmp")
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        with atomic_path(path, before_replace=lambda: faults.point("checkpoint-tmp")) as tmp:
+            save_file(tensors, str(tmp), metadata=header)
     except (OSError, SafetensorError) as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {getattr(exc, 'strerror', None) or exc} (read-only or full file "
                               "system?); the previous checkpoint, if any, is unchanged") from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once at import (os.umask is process-wide)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort: some file systems refuse)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

@@ -16,17 +16,15 @@ change a run (``cmmkit train --resume RUN --set KEY=VALUE`` changes what may cha
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cmmkit.data.download import atomic_path
 from cmmkit.errors import CheckpointError, CmmkitError
 from cmmkit.training.checkpoint import (
-    fsync_dir,
     load_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
@@ -94,18 +92,11 @@ class RunDir:
             self.lock = None
 
     def write_config(self, config: dict[str, Any]) -> None:
-        tmp = None
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".yaml", dir=self.path)
-            with os.fdopen(fd, "w") as f:
+            with atomic_path(self.config_file, prefix=".config.", suffix=".yaml") as tmp, open(tmp, "w") as f:
                 f.write(_CONFIG_HEADER)
                 yaml.safe_dump(config, f, sort_keys=False)
-            os.replace(tmp, self.config_file)
-            fsync_dir(self.path)
         except OSError as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             raise CheckpointError(f"cannot write {self.config_file}: {exc.strerror or exc} "
                                   "(read-only or full file system?)") from None
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cmmkit.data.download import atomic_path
 from cmmkit.errors import DataError
 
 ATTRIBUTE_COUNT = 73
@@ -284,10 +284,7 @@ def load_faces(source: FaceSource, table: AttributeTable, cache_dir: Path, *, pr
     cache_path = cache_dir / _cache_name(source, table, keys)
     faces = _open_cache(cache_path, len(keys))
     if faces is None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{cache_path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(cache_path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(keys), *FACE_SHAPE))
             for i, key in enumerate(tqdm(keys, desc="decoding LFW faces", unit="face", disable=not progress, leave=False)):
                 image = read_ppm(source.read(key), f"{source.describe()}:{source.member(key)}")
@@ -299,10 +296,6 @@ def load_faces(source: FaceSource, table: AttributeTable, cache_dir: Path, *, pr
                 out[i] = image
             out.flush()
             del out
-            os.replace(tmp, cache_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         faces = np.load(cache_path, mmap_mode="r")
     index = np.asarray(kept, dtype=np.int64)
     return LFWData(
