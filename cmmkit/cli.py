@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cmmkit.logs import configure
 
     args = make_parser().parse_args(argv)
-    configure(-1 if args.quiet else args.verbose)
+    previous = configure(-1 if args.quiet else args.verbose)
     try:
         return args.func(args)
     except CmmkitError as exc:
@@ -237,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        logging.getLogger("cmmkit").setLevel(previous)  # an in-process caller keeps its own level
 
 
 if __name__ == "__main__":

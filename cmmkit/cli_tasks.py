@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from cmmkit.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def parse_pairs(specs: list[str] | None, flag: str) -> dict[str, str]:
@@ -97,8 +99,8 @@ def _edit(args: argparse.Namespace) -> int:
     known = [None if args.infer else run.pair.lookup_condition(run.config.pair, run.config.data.data_dir, p)
              for p in examples]
     if None in known:
-        print(f"{known.count(None)} image(s) have no known condition; inferred from the image by "
-              f"{(helper or run).path}", file=sys.stderr)
+        log.info("%d image(s) have no known condition; inferred from the image by %s", known.count(None),
+                 (helper or run).path)
     recon, known = run.edit(inputs, {}, original=known, infer_with=helper)
     edited, _ = run.edit(inputs, changes, original=known)
     change_text = ", ".join(f"{k}={v}" for k, v in changes.items())
@@ -151,7 +153,7 @@ def _evaluate_edits(args: argparse.Namespace) -> int:
 def _done(written: list[Path], start: float) -> None:
     for path in written:
         print(f"wrote {path}")
-    print(f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    log.info("(%.1f s)", time.perf_counter() - start)
 
 
 def add_commands(sub: Any) -> None:

@@ -12,6 +12,7 @@ Progress bars are tqdm's, which honour ``TQDM_DISABLE=1``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TextIO
 
@@ -48,10 +49,23 @@ def install() -> None:
         logger.propagate = False  # not twice when an application also logs to stderr
 
 
-def configure(verbosity: int = 0, *, propagate: bool | None = None) -> None:
-    """Level of cmmkit's messages: ``verbosity`` < 0 warnings and errors only, 0 info, > 0 debug."""
+def configure(verbosity: int = 0, *, propagate: bool | None = None) -> int:
+    """Level of cmmkit's messages: ``verbosity`` < 0 warnings and errors only, 0 info, > 0 debug.
+    Under torchrun only rank 0 says more than warnings (``RANK``), so messages are not repeated
+    per process. Returns the previous level (to restore it)."""
     install()
+    logger = logging.getLogger(ROOT)
+    previous = logger.level
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    logging.getLogger(ROOT).setLevel(level)
+    if os.environ.get("RANK", "0") != "0":
+        level = max(level, logging.WARNING)
+    logger.setLevel(level)
     if propagate is not None:
-        logging.getLogger(ROOT).propagate = propagate
+        logger.propagate = propagate
+    return previous
+
+
+def no_bar(progress: bool) -> bool:
+    """tqdm's ``disable=`` for a bar the caller wants when ``progress``: also off under
+    ``TQDM_DISABLE=1`` (tqdm reads that variable only when ``disable`` is not passed)."""
+    return not progress or os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no", "off")

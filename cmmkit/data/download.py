@@ -25,6 +25,7 @@ from typing import IO
 from tqdm import tqdm
 
 from cmmkit.errors import DataError
+from cmmkit.logs import no_bar
 
 __all__ = [
     "CHECKSUM_FILE",
@@ -242,7 +243,7 @@ def fetch(remote: RemoteFile, folder: Path, *, download: bool = True, progress: 
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else remote.size
                 with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=remote.filename,
-                          disable=not progress, leave=False) as bar:
+                          disable=no_bar(progress), leave=False) as bar:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
                         digest.update(chunk)

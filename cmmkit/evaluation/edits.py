@@ -32,6 +32,7 @@ from cmmkit import __version__
 from cmmkit.config import Options
 from cmmkit.errors import CheckpointError, ConfigError
 from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
+from cmmkit.logs import no_bar
 from cmmkit.modality import to_device
 from cmmkit.runs import TrainedRun, load_judge, load_run
 
@@ -67,7 +68,7 @@ def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.
         yd = to_device(yb, run.device)
         before_all.append(judge.model.logits(run.model.edit(xb, yd, yd)).cpu())
     per: dict[str, Any] = {}
-    for name in tqdm(names, desc="edit fidelity", unit="attr", disable=not progress, leave=False):
+    for name in tqdm(names, desc="edit fidelity", unit="attr", disable=no_bar(progress), leave=False):
         a = all_names.index(name)
         added, reached, delta = [], [], []
         for (xb, yb), before in zip(batches, before_all):

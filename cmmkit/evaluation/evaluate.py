@@ -28,6 +28,7 @@ from cmmkit.config import Options
 from cmmkit.data.download import atomic_write
 from cmmkit.errors import ConfigError
 from cmmkit.evaluation import EVAL_FILE
+from cmmkit.logs import no_bar
 from cmmkit.evaluation.parzen import PARZEN_NOTE, check_memory, parzen_log_likelihood
 from cmmkit.modality import repeat, select, to_device
 from cmmkit.models.latent import LatentModel
@@ -82,7 +83,7 @@ def _batches(n: int, size: int) -> list[torch.Tensor]:
 
 
 def _bar(total: int, desc: str, progress: bool) -> Any:
-    return tqdm(total=total, desc=desc, unit="ex", disable=not progress, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="ex", disable=no_bar(progress), leave=False, dynamic_ncols=True)
 
 
 def _seeded(seed: int, fn: Callable[[], Any]) -> Any:

@@ -17,8 +17,8 @@ before every save on a GPU, so it costs no per-step host synchronisation there.
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from cmmkit.bound import bits_per_dim
 from cmmkit.config import RunConfig, TrainConfig
 from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
+from cmmkit.logs import no_bar
 from cmmkit.modality import batch_size, to_device
 from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import PairData
@@ -38,6 +39,8 @@ from cmmkit.training.distributed import LossModule, current
 from cmmkit.training.metrics import MetricsLog
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.signals import StopFlag, TrainingInterrupted
+
+log = logging.getLogger(__name__)
 
 GPU_CHECK_EVERY = 50  # steps between reads of the on-device non-finite flag (a host sync) on GPUs
 
@@ -211,9 +214,9 @@ class Trainer:
             _set_rng_state(state["rng"] if rank == 0 else state["rng_ranks"][rank - 1])
             return
         if rank == 0:
-            print(f"resume: the run was trained by {saved_world} process(es), now {self.dist.world}: the data order "
-                  "and the position in it are exact (the global batch is train.batch_size either way), the random "
-                  "draws (noise, dropout) differ from an uninterrupted run", file=sys.stderr)
+            log.warning("resume: the run was trained by %s process(es), now %s: the data order and the position in "
+                        "it are exact (the global batch is train.batch_size either way), the random draws (noise, "
+                        "dropout) differ from an uninterrupted run", saved_world, self.dist.world)
         _set_rng_state(state["rng"])
         if rank:
             torch.manual_seed(self.tc.seed * 1_000_003 + 7919 * rank + meta["step"])
@@ -278,8 +281,8 @@ class Trainer:
             return last
         self.metrics.write(row)
         summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
-        tqdm.write(f"epoch {self.epoch}/{self.tc.epochs}: {summary} ({seconds:.0f} s, "
-                   f"{n_images / max(seconds, 1e-9):.0f} examples/s)", file=sys.stderr)
+        log.info("epoch %d/%d: %s (%.0f s, %.0f examples/s)", self.epoch, self.tc.epochs, summary, seconds,
+                 n_images / max(seconds, 1e-9))
         return last
 
     def _stop_if_asked(self, signum: int | None) -> None:
@@ -307,7 +310,7 @@ class Trainer:
             where = (f"Interrupted inside a step or a save, so nothing was saved; the last checkpoint "
                      f"{self.run.checkpoint} (epoch {(self.last_saved or {}).get('epoch')}, batch "
                      f"{(self.last_saved or {}).get('batch_in_epoch')}) is unchanged")
-        print(f"\nInterrupted. {where}.\nResume with: cmmkit train --resume {self.run.path}", file=sys.stderr)
+        log.warning("\nInterrupted. %s.\nResume with: cmmkit train --resume %s", where, self.run.path)
 
     def _train_epoch(self) -> tuple[dict[str, float], int, float]:
         dataset = self.data.splits["train"]
@@ -317,7 +320,7 @@ class Trainer:
         self.model.train()
         every = self.tc.checkpoint_every_minutes * 60.0
         bar = tqdm(total=len(batches), initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{self.tc.epochs}",
-                   unit="batch", disable=not self.progress, leave=False, dynamic_ncols=True)
+                   unit="batch", disable=no_bar(self.progress), leave=False, dynamic_ncols=True)
         start = time.perf_counter()
         try:
             for k in range(self.batch_in_epoch, len(batches)):
