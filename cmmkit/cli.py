@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from cmmkit.errors import CmmkitError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cmmkit.cli")  # not __name__, which is "__main__" under `python -m cmmkit.cli`
 
 TRAIN_EXAMPLES = """\
 examples:

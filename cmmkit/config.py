@@ -164,7 +164,7 @@ _YAML11_WORDS = {"on", "off", "yes", "no", "y", "n"}  # YAML 1.1 booleans that a
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["train.lr=0.1", "model.posterior=x"]`` -> nested dict; values parsed as YAML scalars."""
+    """``["train.optimizer.lr=0.1", "model.posterior=x"]`` -> nested dict; values parsed as YAML scalars."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
