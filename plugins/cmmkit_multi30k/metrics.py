@@ -8,10 +8,12 @@ use the generic model contract (``generate``, ``evaluate``), so they work for CM
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from cmmkit.data.download import atomic_write_bytes
 from cmmkit.errors import DataError
 from cmmkit.modality import to_device
 
@@ -46,11 +48,15 @@ def bleu(ctx: Any) -> dict[str, Any]:
     refs = list(ds.target_texts[:ctx.n])
     metric = BLEU()
     score = metric.corpus_score(hyps, [refs])
+    lower = BLEU(lowercase=True).corpus_score(hyps, [refs]).score  # the literature's numbers are lowercased
+    out_file = Path(run.path) / f"translations_{ctx.opts.split}.txt"  # the text users get, one line each
+    atomic_write_bytes(out_file, "".join(f"{h}\n" for h in hyps).encode("utf-8"))
     samples = [{"source": s, "reference": r, "hypothesis": h}
                for s, r, h in zip(ds.source_texts[:SHOWN], refs[:SHOWN], hyps[:SHOWN])]
-    return {"bleu": score.score, "signature": str(metric.get_signature()), "precisions": list(score.precisions),
+    return {"bleu": score.score, "bleu_lowercase": lower, "translations_file": str(out_file),
+            "signature": str(metric.get_signature()), "precisions": list(score.precisions),
             "brevity_penalty": score.bp, "hyp_len": score.sys_len, "ref_len": score.ref_len, "examples": ctx.n,
-            "beam_size": run.model.x.options.beam_size, "samples": samples, "summary": {"BLEU": score.score}}
+            "beam_size": run.model.x.options.beam_size, "samples": samples, "summary": {"BLEU": score.score, "BLEU (lowercased)": lower}}
 
 
 @torch.no_grad()

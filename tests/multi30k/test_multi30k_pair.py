@@ -37,7 +37,10 @@ def test_train_generate_evaluate(tmp_path, folder, model):
     if model == "direct":  # no latent: the five samples of a sentence are one translation
         assert div["distinct_per_sentence"] == 1.0 and div["best_of_5_bleu"] == pytest.approx(div["mean_sample_bleu"])
     bleu = result["bleu"]
-    assert 0 <= bleu["bleu"] <= 100 and bleu["summary"] == {"BLEU": bleu["bleu"]} and len(bleu["samples"]) == 10
+    assert 0 <= bleu["bleu"] <= 100 and bleu["summary"]["BLEU"] == bleu["bleu"] and len(bleu["samples"]) == 10
+    assert bleu["bleu_lowercase"] >= bleu["bleu"] - 1e-9  # lowercasing can only add matches
+    written = (run.path / "translations_test.txt").read_text(encoding="utf-8").splitlines()
+    assert len(written) == 10 and written[0] == bleu["samples"][0]["hypothesis"]
     assert bleu["samples"][0]["reference"] and bleu["examples"] == 10
     assert result["log_likelihood"]["bits_per_token"] > 0
     assert result["bound"] is not None  # the exact log-likelihood for direct, the ELBO for cmma
