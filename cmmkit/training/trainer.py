@@ -180,10 +180,18 @@ class Trainer:
             except (KeyError, ValueError) as exc:
                 raise CheckpointError(f"{self.run.checkpoint}: optimizer state of group {name!r} does not fit "
                                       f"({exc})") from None
+            # under a schedule the saved lr is base x factor(last step): compare bases
+            scale = self.lr_factor(meta.get("step", 0)) if meta.get("step") else 1.0
             for group, values in zip(opt.param_groups, wanted):
                 for key, value in values.items():
-                    if group.get(key) != value:
-                        notes.append(f"{name}.{key}: {group.get(key)!r} -> {value!r}")
+                    saved = group.get(key)
+                    if key == "lr" and isinstance(saved, float) and scale > 0:
+                        saved = saved / scale if self._scheduled() else saved
+                        changed = abs(saved - value) > 1e-9 * max(abs(value), 1e-12)
+                    else:
+                        changed = saved != value
+                    if changed:
+                        notes.append(f"{name}.{key}: {saved!r} -> {value!r}")
                     group[key] = value
         self._restore_rng(state, meta)
         self.epoch, self.batch_in_epoch, self.step = meta["epoch"], meta["batch_in_epoch"], meta["step"]
@@ -391,18 +399,21 @@ class Trainer:
         self._first_bad = torch.where(ok, self._first_bad, self._steps)
         self._steps += 1
 
-    def lr_factor(self) -> float:
-        """The learning rate of the step about to be taken, as a fraction of the configured one
-        (``train.warmup_steps``, ``train.lr_schedule``); a function of the step count alone, so resuming
-        continues the schedule exactly."""
-        step, warm = self.step + 1, self.tc.warmup_steps
+    def lr_factor(self, step: int | None = None) -> float:
+        """The learning rate of step ``step`` (1-based; default: the step about to be taken), as a
+        fraction of the configured one (``train.warmup_steps``, ``train.lr_schedule``); a function of
+        the step count alone, so resuming continues the schedule exactly."""
+        step, warm = (self.step + 1 if step is None else max(step, 1)), self.tc.warmup_steps
         factor = min(1.0, step / warm) if warm else 1.0
         if self.tc.lr_schedule == "inverse_sqrt" and step > max(warm, 1):
             factor = (max(warm, 1) / step) ** 0.5
         return factor
 
+    def _scheduled(self) -> bool:
+        return bool(self.tc.warmup_steps) or self.tc.lr_schedule != "constant"
+
     def _set_lr(self) -> None:
-        if not self.tc.warmup_steps and self.tc.lr_schedule == "constant":
+        if not self._scheduled():
             return
         factor = self.lr_factor()
         for group, opt in self.optimizers.items():
