@@ -25,8 +25,9 @@ from torch.distributions import Independent, Normal, kl_divergence
 from cmmkit.config import build_config
 from cmmkit.pair import PairData, TensorPairDataset
 from cmmkit.runs import build_model
+from cmmkit.training.optim import pick_device
 from cmmkit.training.rundir import RunDir
-from cmmkit.training.trainer import Trainer, pick_device
+from cmmkit.training.trainer import Trainer
 
 
 def make_data(n: int, real: bool) -> PairData:

@@ -21,8 +21,9 @@ from cmmkit.registry import get_registry
 from cmmkit.training import distributed
 from cmmkit.training.checkpoint import nonfinite
 from cmmkit.training.distributed import Dist
+from cmmkit.training.optim import pick_device
 from cmmkit.training.rundir import RunDir
-from cmmkit.training.trainer import Trainer, pick_device
+from cmmkit.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ def _check(run: Any) -> None:
     if run.model.y.positional:
         raise ConfigError(f"fig4: {run.path} has a structured latent (one {run.model.config.latent_dim}-d Gaussian "
                           f"per position of its {run.model.y.name} condition); fig4 plots one flat 2-d latent per "
-                          "example, so it needs a pair whose condition is a fixed-size vector (e.g. lfw_faces_attrs)")
+                          "example, so it needs a pair whose condition is a fixed-size vector")
     if run.model.config.latent_dim != 2:
         raise ConfigError(f"fig4: {run.path} has a {run.model.config.latent_dim}-d latent; train one with "
                           "--set model.latent_dim=2 (e.g. cmmkit train --pair ... --set model.latent_dim=2)")

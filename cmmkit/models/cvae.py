@@ -52,6 +52,11 @@ class CVAE(LatentModel):
     def posterior(self, x: Value, y: Value) -> DiagonalGaussian:
         return self.posterior_head(self.posterior_features(self.x_encoder(x), self.y_encoder(y)))
 
+    def posterior_and_prior(self, x: Value, y: Value) -> tuple[DiagonalGaussian, DiagonalGaussian]:
+        """q and N(0, I) at q's own positions: the bound needs no extra encoding of y for the prior."""
+        q = self.posterior(x, y)
+        return q, standard_normal_like(torch.zeros_like(q.mu), q.mask)
+
     def decoder_input(self, z: torch.Tensor | Code, y: Value) -> torch.Tensor | Code:
         """(z, y): y's decoder features joined to z position by position (eq. 13's p(x | y, z))."""
         zf, mask = code_parts(z)

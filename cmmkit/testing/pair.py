@@ -97,7 +97,7 @@ def _seeded_loss(model: Any, batch: dict[str, Value], group: str, seed: int, gra
 
 def _check_training(model: Any, config: Any, batch: dict[str, Value], steps: int, seed: int,
                     where: str) -> dict[str, tuple[float, float]]:
-    from cmmkit.training.trainer import make_optimizers
+    from cmmkit.training.optim import make_optimizers
 
     optimizers = make_optimizers(model, config.train)
     model.train()

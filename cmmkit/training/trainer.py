@@ -18,7 +18,6 @@ before every save on a GPU, so it costs no per-step host synchronisation there.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cmmkit.bound import bits_per_dim
-from cmmkit.config import RunConfig, TrainConfig
+from cmmkit.config import RunConfig
 from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
 from cmmkit.logs import no_bar
 from cmmkit.modality import batch_size, to_device
@@ -37,6 +36,14 @@ from cmmkit.training import faults
 from cmmkit.training.checkpoint import nonfinite
 from cmmkit.training.distributed import LossModule, current
 from cmmkit.training.metrics import MetricsLog
+from cmmkit.training.optim import (
+    lr_factor,
+    make_optimizers,
+    pick_device,
+    rng_state,
+    set_lr,
+    set_rng_state,
+)
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.signals import StopFlag, TrainingInterrupted
 
@@ -47,53 +54,6 @@ GPU_CHECK_EVERY = 50  # steps between reads of the on-device non-finite flag (a 
 
 class TrainingDiverged(CmmkitError):
     """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device: {name!r} is not a device; expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} asked for, but CUDA is not available here")
-    return device
-
-
-def make_optimizers(model: ConditionalModel, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """One torch optimizer per model group, configured by ``train.optimizer`` or a group override."""
-    groups = model.optimizer_groups()
-    unknown = set(train.group_optimizers) - set(groups)
-    if unknown:
-        raise ConfigError(f"train.group_optimizers: unknown group(s) {sorted(unknown)}; "
-                          f"model {model.name!r} has {sorted(groups)}")
-    out = {}
-    for name, params in groups.items():
-        cfg = train.group_optimizers.get(name, train.optimizer)
-        cls = getattr(torch.optim, cfg.name, None)
-        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-            raise ConfigError(f"train.optimizer.name: {cfg.name!r} is not a torch.optim optimizer "
-                              "(e.g. Adagrad, Adam, SGD)")
-        try:
-            out[name] = cls(params, lr=cfg.lr, **cfg.kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"train.optimizer.kwargs: {cfg.name} rejected them: {exc}") from None
-    return out
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class Trainer:
@@ -136,7 +96,7 @@ class Trainer:
     # --- state --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Optimizers, RNG (rank 0's; the other ranks' in ``rng_ranks``) and the epoch's sums."""
-        rngs = self.dist.gather(_rng_state())  # a collective under torchrun
+        rngs = self.dist.gather(rng_state())  # a collective under torchrun
         state = {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}, "rng": rngs[0],
                  "epoch_sums": {k: v.detach().clone() for k, v in self.epoch_sums.items()}}
         if self.dist.active:
@@ -181,12 +141,12 @@ class Trainer:
                 raise CheckpointError(f"{self.run.checkpoint}: optimizer state of group {name!r} does not fit "
                                       f"({exc})") from None
             # under a schedule the saved lr is base x factor(last step): compare bases
-            scale = self.lr_factor(meta.get("step", 0)) if meta.get("step") else 1.0
+            scale = lr_factor(self.tc, meta.get("step", 0))
             for group, values in zip(opt.param_groups, wanted):
                 for key, value in values.items():
                     saved = group.get(key)
-                    if key == "lr" and isinstance(saved, float) and scale > 0:
-                        saved = saved / scale if self._scheduled() else saved
+                    if key == "lr" and isinstance(saved, float):
+                        saved = saved / scale
                         changed = abs(saved - value) > 1e-9 * max(abs(value), 1e-12)
                     else:
                         changed = saved != value
@@ -219,13 +179,13 @@ class Trainer:
     def _restore_rng(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
         saved_world, rank = meta.get("world_size", 1), self.dist.rank
         if saved_world == self.dist.world:
-            _set_rng_state(state["rng"] if rank == 0 else state["rng_ranks"][rank - 1])
+            set_rng_state(state["rng"] if rank == 0 else state["rng_ranks"][rank - 1])
             return
         if rank == 0:
             log.warning("resume: the run was trained by %s process(es), now %s: the data order and the position in "
                         "it are exact (the global batch is train.batch_size either way), the random draws (noise, "
                         "dropout) differ from an uninterrupted run", saved_world, self.dist.world)
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         if rank:
             torch.manual_seed(self.tc.seed * 1_000_003 + 7919 * rank + meta["step"])
 
@@ -400,30 +360,12 @@ class Trainer:
         self._steps += 1
 
     def lr_factor(self, step: int | None = None) -> float:
-        """The learning rate of step ``step`` (1-based; default: the step about to be taken), as a
-        fraction of the configured one (``train.warmup_steps``, ``train.lr_schedule``); a function of
-        the step count alone, so resuming continues the schedule exactly."""
-        step, warm = (self.step + 1 if step is None else max(step, 1)), self.tc.warmup_steps
-        factor = min(1.0, step / warm) if warm else 1.0
-        if self.tc.lr_schedule == "inverse_sqrt" and step > max(warm, 1):
-            factor = (max(warm, 1) / step) ** 0.5
-        return factor
-
-    def _scheduled(self) -> bool:
-        return bool(self.tc.warmup_steps) or self.tc.lr_schedule != "constant"
-
-    def _set_lr(self) -> None:
-        if not self._scheduled():
-            return
-        factor = self.lr_factor()
-        for group, opt in self.optimizers.items():
-            base = self.tc.group_optimizers.get(group, self.tc.optimizer).lr
-            for param_group in opt.param_groups:
-                param_group["lr"] = base * factor
+        """The schedule's factor of step ``step`` (1-based; default: the step about to be taken)."""
+        return lr_factor(self.tc, self.step + 1 if step is None else step)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         logs: dict[str, torch.Tensor] = {}
-        self._set_lr()
+        set_lr(self.optimizers, self.tc, self.step + 1)
         for group, opt in self.optimizers.items():
             opt.zero_grad(set_to_none=True)
             loss, group_logs = (self.ddp(batch, group) if self.ddp is not None

@@ -1,0 +1,83 @@
+"""Devices, optimizers, the learning-rate schedule and RNG state: what the trainer builds and
+restores around its loop, kept apart from the loop itself."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+
+from cmmkit.config import TrainConfig
+from cmmkit.errors import ConfigError
+from cmmkit.models.base import ConditionalModel
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: {name!r} is not a device; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def make_optimizers(model: ConditionalModel, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """One torch optimizer per model group, configured by ``train.optimizer`` or a group override."""
+    groups = model.optimizer_groups()
+    unknown = set(train.group_optimizers) - set(groups)
+    if unknown:
+        raise ConfigError(f"train.group_optimizers: unknown group(s) {sorted(unknown)}; "
+                          f"model {model.name!r} has {sorted(groups)}")
+    out = {}
+    for name, params in groups.items():
+        cfg = train.group_optimizers.get(name, train.optimizer)
+        cls = getattr(torch.optim, cfg.name, None)
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise ConfigError(f"train.optimizer.name: {cfg.name!r} is not a torch.optim optimizer "
+                              "(e.g. Adagrad, Adam, SGD)")
+        try:
+            out[name] = cls(params, lr=cfg.lr, **cfg.kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"train.optimizer.kwargs: {cfg.name} rejected them: {exc}") from None
+    return out
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def lr_factor(train: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step`` (1-based) as a fraction of the configured one: linear
+    warm-up over ``train.warmup_steps``, then constant or ``sqrt(warmup / step)`` (Vaswani et al.
+    2017). A function of the step count alone, so resuming continues the schedule exactly."""
+    step, warm = max(step, 1), train.warmup_steps
+    factor = min(1.0, step / warm) if warm else 1.0
+    if train.lr_schedule == "inverse_sqrt" and step > max(warm, 1):
+        factor = (max(warm, 1) / step) ** 0.5
+    return factor
+
+
+def set_lr(optimizers: dict[str, torch.optim.Optimizer], train: TrainConfig, step: int) -> None:
+    """Set every group's rate for step ``step``: its configured rate times :func:`lr_factor`
+    (nothing to do without a schedule)."""
+    if not train.warmup_steps and train.lr_schedule == "constant":
+        return
+    factor = lr_factor(train, step)
+    for group, opt in optimizers.items():
+        base = train.group_optimizers.get(group, train.optimizer).lr
+        for param_group in opt.param_groups:
+            param_group["lr"] = base * factor
