@@ -38,9 +38,16 @@ class LogMelOptions(ModalityOptions):
                                          "unbounded). A low ceiling keeps the decoder from calling what it cannot "
                                          "predict noise: it must put it in the mean (and z), at a cost to the bound")
     griffin_lim_iterations: int = Field(32, ge=1, description="Griffin-Lim iterations when turning a spectrogram into audio")
-    decoder: Literal["conv", "autoregressive"] = Field(
-        "conv", description="p(x | z): 'conv' a factorised Gaussian over all bins (transposed convolutions); "
-        "'autoregressive' a Gaussian per frame given the frames before it (cmmkit_fsdd.frames)")
+    decoder: Literal["conv", "autoregressive", "temporal"] = Field(
+        "conv", description="p(x | z): 'conv' a factorised Gaussian over all bins (2-D transposed convolutions); "
+        "'autoregressive' a Gaussian per frame given the frames before it (cmmkit_fsdd.frames); 'temporal' "
+        "1-D convolutions over time with the mel bands as channels, encoder and decoder (cmmkit_fsdd.temporal)")
+    temporal_channels: int = Field(128, ge=4, description="temporal: channels of the 1-D convolutions")
+    latent_positions: int = Field(0, ge=0, description="temporal: read z as this many time positions of "
+                                  "latent_dim/positions features each (a time-positional latent); 0: a dense map "
+                                  "of z to the first positions (a global latent)")
+    likelihood: Literal["gaussian", "laplace"] = Field("gaussian", description="temporal: the per-bin density "
+                                                       "(the variance bounds apply to its variance)")
     ar_context: int = Field(64, ge=1, description="autoregressive: features per frame of the conditioning from z")
     ar_prenet: int = Field(128, ge=1, description="autoregressive: units of the prenet reading the previous frame")
     ar_hidden: int = Field(256, ge=1, description="autoregressive: GRU state size")
@@ -162,10 +169,22 @@ class LogMelModality(Modality):
         return mels
 
     def encoder(self, out_features: int) -> nn.Module:
+        if self.options.decoder == "temporal":
+            from cmmkit_fsdd.temporal import TemporalEncoder
+
+            return TemporalEncoder(self.shape[0], self.options.temporal_channels, out_features)
         return SpectrogramEncoder(self._mels(), self.options.base_channels, self.options.layers, out_features)
 
     def decoder(self, in_features: int) -> Decoder:
         o = self.options
+        if o.likelihood != "gaussian" and o.decoder != "temporal":
+            raise ConfigError(f"log_mel: likelihood={o.likelihood!r} needs decoder=temporal")
+        if o.decoder == "temporal":
+            from cmmkit_fsdd.temporal import TemporalDecoder
+
+            return TemporalDecoder(in_features, self.shape[0], self.shape[1], channels=o.temporal_channels,
+                                   positions=o.latent_positions, logvar_floor=o.logvar_floor,
+                                   logvar_ceiling=o.logvar_ceiling, likelihood=o.likelihood)
         if o.decoder == "autoregressive":
             from cmmkit_fsdd.frames import FrameARDecoder
 
