@@ -157,8 +157,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cmmkit {__version__}")
     noise = parser.add_mutually_exclusive_group()
     noise.add_argument("-v", "--verbose", action="count", default=0, help="also show debug messages")
-    noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr (results "
-                                                                    "still go to stdout); TQDM_DISABLE=1 hides progress bars")
+    noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr, no progress "
+                                                                    "bars (results still go to stdout); TQDM_DISABLE=1 hides bars alone")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a pair (or --resume a run)", epilog=TRAIN_EXAMPLES,
@@ -169,15 +169,15 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help=f"{DEFAULT_MODEL} (default), cvae, vae, cgan or any plugin's model")
     t.set_defaults(func=_train)
 
-    j = sub.add_parser("train-judge", help="train the pair's judge (e.g. the LFW attribute classifier) used by `cmmkit evaluate --judge`")
+    j = sub.add_parser("train-judge", help="train the pair's judge (a classifier of y from x) used by `cmmkit evaluate --judge`")
     _train_options(j)
     j.set_defaults(func=_train, judge=True)
 
     p = sub.add_parser("pairs", help="list installed pairs with their plugin, version and modalities")
     p.set_defaults(func=_pairs)
 
-    e = sub.add_parser("evaluate", help="test bound, importance-sampled and Parzen log p(x|y), and the pair's own measures "
-                                        "(attribute fidelity, digit accuracy, BLEU)")
+    e = sub.add_parser("evaluate", help="test bound, importance-sampled and Parzen log p(x|y), and the measures the run's "
+                                        "pair declares")
     e.add_argument("run", help="run folder written by `cmmkit train`")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument("--k", type=int, default=1000, help="importance samples per example (default 1000)")
@@ -185,8 +185,7 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--parzen-samples", type=int, default=100, help="samples from p(x|y) per example for Parzen")
     e.add_argument("--parzen-val-examples", type=int, default=200, help="validation examples for choosing sigma")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen-window estimate")
-    e.add_argument("--judge", help="judge run folder (from `cmmkit train-judge`) for the pair's judged measure "
-                        "(LFW: attribute fidelity; speech: digit accuracy)")
+    e.add_argument("--judge", help="judge run folder (from `cmmkit train-judge`) for the pair's judged measure")
     e.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds; mean ± std over them (e.g. 0 1 2)")
     e.add_argument("--max-examples", type=int, help="evaluate the first N examples of the split only")
     e.add_argument("--data-dir", help="folder holding the pair's data (else the run's config / $CMMKIT_DATA)")
@@ -194,9 +193,10 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_evaluate)
 
+    from cmmkit.cli_plugins import extend
     from cmmkit.cli_tasks import add_commands
 
-    add_commands(sub)
+    commands = {"train": t, "train-judge": j, "pairs": p, "evaluate": e, **add_commands(sub)}
 
     from cmmkit.demo.serve import add_command as add_demo_command
 
@@ -207,6 +207,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="also write the markdown table here")
     r.add_argument("--csv", help="also write a CSV table here")
     r.set_defaults(func=_report)
+    extend(sub, {**commands, "report": r})  # plugins' commands and flags (the register_commands hook)
     return parser
 
 

@@ -1,5 +1,8 @@
 """The paper's tasks on a trained run as commands: ``generate``, ``edit``, ``infer`` and ``figure``.
 
+Flags of one kind of condition and commands of one pair come from plugins through the
+``register_commands`` hook (:mod:`cmmkit.cli_plugins`).
+
 Each handler is a thin layer over a library call (:meth:`cmmkit.runs.TrainedRun.generate`,
 ``.edit``, ``.infer`` and :mod:`cmmkit.figures`), so every command is also one call in Python.
 """
@@ -13,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cmmkit.cli_plugins import CONDITION_PARTS, GENERATE_KWARGS
 from cmmkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,10 +35,14 @@ def parse_pairs(specs: list[str] | None, flag: str) -> dict[str, str]:
 
 
 def conditions(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One condition per ``--text`` (or a single one), each with the ``--attr``/``--speaker`` values."""
-    base: dict[str, Any] = parse_pairs(args.attr, "--attr")
-    if getattr(args, "speaker", None):
-        base["speaker"] = args.speaker
+    """One condition per ``--text`` (or a single one), each with the values of the condition flags
+    that plugins add (:meth:`cmmkit.cli_plugins.CommandLine.condition`)."""
+    base: dict[str, Any] = {}
+    for flag, key, value in getattr(args, CONDITION_PARTS, None) or []:
+        if key is None:
+            base.update(parse_pairs([value], flag))
+        else:
+            base[key] = value
     texts = list(args.text or [])
     if getattr(args, "input", None):
         try:
@@ -42,12 +50,13 @@ def conditions(args: argparse.Namespace) -> list[dict[str, Any]]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"--input {args.input}: cannot read it as UTF-8 text ({exc})") from None
     if not texts and not base:
-        raise ConfigError("nothing to condition on: give --attr NAME=VALUE (attributes), --text, or --input FILE")
+        flags = [*(getattr(args, "condition_flags", None) or []), "--text TEXT", "--input FILE"]
+        raise ConfigError(f"nothing to condition on: give {', '.join(flags[:-1])} or {flags[-1]}")
     return [{**base, "text": t} for t in texts] if texts else [base]
 
 
 def _label(cond: dict[str, Any]) -> str:
-    """``seven, speaker=jackson``: the text first, then the other values."""
+    """``TEXT, key=value, ...``: the text first, then the other values."""
     parts = [str(cond["text"])] if "text" in cond else []
     return ", ".join(parts + [f"{k}={v}" for k, v in cond.items() if k != "text"]) or "base"
 
@@ -69,10 +78,11 @@ def _generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--noise {args.noise}: expected a scale >= 0 (0: the means, as in §4.5)")
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    kwargs = {"base": args.base} if args.base else {}
+    kwargs = dict(getattr(args, GENERATE_KWARGS, None) or {})  # plugins' generate options (e.g. --base)
     if args.output_noise is not None and args.output_noise < 0:
         raise ConfigError(f"--output-noise {args.output_noise}: expected a scale >= 0")
-    outputs = run.generate(conds, noise_scale=args.noise, n=args.n, output_noise=args.output_noise, **kwargs)
+    outputs = run.generate(conds, noise_scale=args.noise, n=args.n, output_noise=args.output_noise,
+                           condition_options=kwargs)
     written = run.x.save_outputs(outputs, Path(args.output), columns=args.n, labels=[_label(c) for c in conds])
     _done(written, start)
     return 0
@@ -95,14 +105,15 @@ def _edit(args: argparse.Namespace) -> int:
     examples = _examples(args)
     helper = _load(args.infer_with, args.device) if args.infer_with else None
     start = time.perf_counter()
-    inputs = run.x.to_user(run.x.prepare(run.x.from_user(examples), dequantize=False))  # files read once
+    x = run.prepare_x(examples)  # files read and converted once, for both edits
     known = [None if args.infer else run.pair.lookup_condition(run.config.pair, run.config.data.data_dir, p)
              for p in examples]
     if None in known:
         log.info("%d image(s) have no known condition; inferred from the image by %s", known.count(None),
                  (helper or run).path)
-    recon, known = run.edit(inputs, {}, original=known, infer_with=helper)
-    edited, _ = run.edit(inputs, changes, original=known)
+    recon, known = run.edit(x, {}, original=known, infer_with=helper)
+    edited, _ = run.edit(x, changes, original=known)
+    inputs = run.x.to_user(x)  # shown as the model saw them
     change_text = ", ".join(f"{k}={v}" for k, v in changes.items())
     cells = [item for triple in zip(inputs, recon, edited) for item in triple]
     names = [p.name if len(examples) > 1 else f"{p.name}: {run.model.name.upper()} ({run.path})" for p in examples]
@@ -132,21 +143,9 @@ def _figure(args: argparse.Namespace) -> int:
     from cmmkit.figures import make_figure
 
     start = time.perf_counter()
-    written = make_figure(args.name, args.runs, Path(args.output), device=args.device, faces=args.faces,
+    written = make_figure(args.name, args.runs, Path(args.output), device=args.device, examples=args.examples,
                           count=args.count, infer_with=args.infer_with, data_dir=args.data_dir)
     _done(written, start)
-    return 0
-
-
-def _evaluate_edits(args: argparse.Namespace) -> int:
-    from cmmkit.evaluation.edits import EDIT_FILE, EditEvalOptions, edit_table, evaluate_edits
-
-    opts = EditEvalOptions(judge=args.judge, infer_with=args.infer_with, split=args.split, examples=args.examples,
-                           attributes=args.attributes, seed=args.seed, data_dir=args.data_dir, device=args.device)
-    start = time.perf_counter()
-    result = evaluate_edits(args.run, opts, progress=not args.no_progress)
-    print(edit_table(result))
-    _done([Path(args.run) / EDIT_FILE], start)
     return 0
 
 
@@ -156,24 +155,20 @@ def _done(written: list[Path], start: float) -> None:
     log.info("(%.1f s)", time.perf_counter() - start)
 
 
-def add_commands(sub: Any) -> None:
-    g = sub.add_parser("generate", help="generate x from a condition (faces from attributes, speech from text, ...)")
+def add_commands(sub: Any) -> dict[str, argparse.ArgumentParser]:
+    """Add generate, edit, infer and figure to ``sub``; returns their parsers by name (plugins add
+    their own condition flags and commands through the ``register_commands`` hook)."""
+    g = sub.add_parser("generate", help="generate x from a condition y (flags of the installed pairs below)")
     g.add_argument("run", help="run folder written by `cmmkit train`")
-    g.add_argument("--attr", action="append", metavar="NAME=VALUE",
-                   help="a conditioning value, e.g. --attr Male=1 --attr Eyeglasses=1 (repeatable)")
     g.add_argument("--text", action="append", help="conditioning text (repeatable: one output row each)")
     g.add_argument("--input", help="a text file: one condition text per line")
-    g.add_argument("--speaker", help="speaker to condition on (speech pairs)")
-    g.add_argument("--base", choices=["conditional", "mean"],
-                   help="named attributes: fill unspecified ones with their conditional mean given the "
-                        "specified ones (default) or with the training mean")
     g.add_argument("--n", type=int, default=1, help="samples per condition (default 1)")
     g.add_argument("--noise", type=float, default=0.0, help="noise scale; 0 (default) uses the means as in §4.5")
     g.add_argument("--output-noise", type=float,
                    help="scale of the decoder's own noise (pixel noise, token sampling); default: --noise. "
                         "--noise 1 --output-noise 0 varies z but shows clean means")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("-o", "--output", required=True, help="output file (e.g. faces.png, seven.wav, out.txt)")
+    g.add_argument("-o", "--output", required=True, help="output file (the run's x modality says which kinds: .png, .wav, .txt, ...)")
     g.add_argument("--device", default="cpu")
     g.set_defaults(func=_generate)
 
@@ -189,34 +184,21 @@ def add_commands(sub: Any) -> None:
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_edit)
 
-    i = sub.add_parser("infer", help="infer the condition of x (attributes of a face) with a posterior=x CMMA")
+    i = sub.add_parser("infer", help="infer the condition y of x with a posterior=x CMMA")
     i.add_argument("run")
     i.add_argument("--image", action="append", required=True)
     i.add_argument("-o", "--output", help="write JSON here instead of printing it")
     i.add_argument("--device", default="cpu")
     i.set_defaults(func=_infer)
 
-    v = sub.add_parser("evaluate-edits", help="edit fidelity per attribute (with a judge) and attribute "
-                                              "inference accuracy, written to RUN/edit_eval.json")
-    v.add_argument("run", help="a cmma or cvae run folder")
-    v.add_argument("--judge", help="attribute_judge run (from `cmmkit train-judge`) for edit fidelity")
-    v.add_argument("--infer-with", metavar="RUN", help="posterior=x cmma run whose inferred attributes to score")
-    v.add_argument("--split", default="test")
-    v.add_argument("--examples", type=int, default=200, help="faces to edit / infer (default 200)")
-    v.add_argument("--attributes", nargs="+", help="attributes to flip (default all)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--data-dir", help="the pair's data folder (else the run's config / $CMMKIT_DATA)")
-    v.add_argument("--device", default="auto")
-    v.add_argument("--no-progress", action="store_true")
-    v.set_defaults(func=_evaluate_edits)
-
-    f = sub.add_parser("figure", help="the paper's figures as PNGs: fig4 (2-d latents), fig6, fig8, fig10")
-    f.add_argument("name", help="fig4, fig6, fig8, fig10, or a figure a pair plugin declares")
+    f = sub.add_parser("figure", help="the paper's figures as PNGs: fig4 (2-d latents) and those the run's pair declares")
+    f.add_argument("name", help="fig4, or a figure the run's pair declares (an unknown name lists them)")
     f.add_argument("runs", nargs="+", help="run folder(s); one labelled panel per run")
     f.add_argument("-o", "--output", required=True, help="PNG to write")
-    f.add_argument("--faces", type=int, nargs="+", help="fig8/fig10: which examples (indices) to edit")
-    f.add_argument("--count", type=int, default=6, help="fig4/fig8/fig10: how many individuals/faces")
-    f.add_argument("--infer-with", metavar="RUN", help="fig10: a posterior=x cmma run that infers attributes")
+    f.add_argument("--examples", type=int, nargs="+", help="which examples (indices) to show, where the figure picks some")
+    f.add_argument("--count", type=int, default=6, help="how many individuals / examples")
+    f.add_argument("--infer-with", metavar="RUN", help="a posterior=x cmma run that infers missing conditions")
     f.add_argument("--data-dir", help="the pair's data folder (else the run's config / $CMMKIT_DATA)")
     f.add_argument("--device", default="cpu")
     f.set_defaults(func=_figure)
+    return {"generate": g, "edit": e, "infer": i, "figure": f}

@@ -7,7 +7,7 @@ object of the wrong type is reported with the plugin's name instead of failing l
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import pluggy
 
@@ -38,3 +38,11 @@ def register_models(register: Register) -> None:
     Returns nothing."""
 
 
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Called once when the ``cmmkit`` command line is built, with a
+    :class:`cmmkit.cli_plugins.CommandLine` (``cmmkit.api.CommandLine``): add commands
+    (``cli.command``), condition flags of ``cmmkit generate`` (``cli.condition``,
+    ``cli.generate_option``) or options of a core command (``cli.option``). Returns nothing."""

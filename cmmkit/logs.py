@@ -6,7 +6,7 @@ library users see them as command users do; :func:`configure` sets its level (``
 debug messages, ``-q`` only warnings and errors). An application that configures logging itself
 can call ``configure(propagate=True)`` (or remove the handler) to route cmmkit's records through
 its own handlers. Command results (tables, "wrote FILE") are printed to standard output, not logged.
-Progress bars are tqdm's, which honour ``TQDM_DISABLE=1``.
+Progress bars are tqdm's; :func:`no_bar` hides them under ``TQDM_DISABLE=1`` and under ``-q``.
 """
 
 from __future__ import annotations
@@ -67,5 +67,8 @@ def configure(verbosity: int = 0, *, propagate: bool | None = None) -> int:
 
 def no_bar(progress: bool) -> bool:
     """tqdm's ``disable=`` for a bar the caller wants when ``progress``: also off under
-    ``TQDM_DISABLE=1`` (tqdm reads that variable only when ``disable`` is not passed)."""
-    return not progress or os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no", "off")
+    ``TQDM_DISABLE=1`` (tqdm reads that variable only when ``disable`` is not passed) and when
+    cmmkit's messages are silenced below INFO (``cmmkit -q``: a bar is stderr chatter too)."""
+    if not progress or not logging.getLogger(ROOT).isEnabledFor(logging.INFO):
+        return True
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no", "off")

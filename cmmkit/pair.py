@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from torch.utils.data import Dataset, default_collate
 
 from cmmkit.modality import Modality, ModalityOptions
+from cmmkit.registry import Registrable, get_registry
 
 
 class PairConfig(BaseModel):
@@ -73,7 +74,7 @@ class PairData:
     notes: list[str] = field(default_factory=list)  # things the user should know (e.g. rows left out)
 
 
-class Pair(ABC):
+class Pair(Registrable, ABC):
     """A conditional generation task: generate modality x from modality y."""
 
     name: ClassVar[str]
@@ -93,6 +94,12 @@ class Pair(ABC):
         ``pair_metrics[name]``; its optional ``"summary"`` maps column labels to numbers for
         ``cmmkit report``), or None when it does not apply (e.g. no ``--judge`` given)."""
         return {}
+
+    def report_sections(self) -> list[Any]:
+        """How ``cmmkit report`` shows measures of :meth:`evaluations` beyond their ``"summary"``:
+        :class:`cmmkit.report.ReportSection` objects (main-table columns, tables, CSV columns,
+        warnings), one per measure. None by default."""
+        return []
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """Named partial run configs (nested dicts); ``"default"`` is used when none is named."""
@@ -119,8 +126,6 @@ class Pair(ABC):
 
     def modalities(self, config: PairConfig, info: dict[str, dict[str, Any]]) -> tuple[Modality, Modality]:
         """Build (x, y) modalities from the config and the data-derived info."""
-        from cmmkit.registry import get_registry
-
         reg = get_registry()
         x_cls, y_cls = reg.modality(self.x_modality), reg.modality(self.y_modality)
         return (x_cls(x_cls.Options.model_validate(config.x.model_dump()), info["x"]),

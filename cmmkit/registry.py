@@ -15,6 +15,12 @@ from cmmkit.errors import CmmkitError, PluginError, suggest
 T = TypeVar("T")
 
 
+class Registrable:
+    """Base of :class:`cmmkit.pair.Pair`. Defined here so that the registry can check what a plugin
+    registers as a pair without importing ``cmmkit.pair``, whose default ``modalities()`` looks the
+    pair's modalities up in the registry (no import cycle between the two)."""
+
+
 @dataclass
 class Entry(Generic[T]):
     name: str
@@ -29,14 +35,15 @@ class Table(Generic[T]):
     kind: str
     base: type
     instance: bool  # pairs register instances, modalities/models register classes
+    shown: str = ""  # the base's public name in messages (default: its module and qualified name)
     entries: dict[str, Entry[T]] = field(default_factory=dict)
 
     def add(self, obj: Any, plugin: str) -> None:
         ok = isinstance(obj, self.base) if self.instance else (isinstance(obj, type) and issubclass(obj, self.base))
         if not ok:
             what = "an instance of" if self.instance else "a subclass of"
-            raise PluginError(f"plugin {plugin!r} registered {obj!r} as a {self.kind}; expected {what} "
-                              f"{self.base.__module__}.{self.base.__qualname__}")
+            shown = self.shown or f"{self.base.__module__}.{self.base.__qualname__}"
+            raise PluginError(f"plugin {plugin!r} registered {obj!r} as a {self.kind}; expected {what} {shown}")
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {self.kind} without a string `name`")
@@ -63,10 +70,9 @@ class Registry:
     def __init__(self, pm: Any) -> None:
         from cmmkit.modality import Modality
         from cmmkit.models.base import ConditionalModel
-        from cmmkit.pair import Pair
 
         self.modalities: Table[type[Modality]] = Table("modality", Modality, instance=False)
-        self.pairs: Table[Pair] = Table("pair", Pair, instance=True)
+        self.pairs: Table[Any] = Table("pair", Registrable, instance=True, shown="cmmkit.pair.Pair")
         self.models: Table[type[ConditionalModel]] = Table("model", ConditionalModel, instance=False)
         for hook, table in (("register_modalities", self.modalities), ("register_pairs", self.pairs),
                             ("register_models", self.models)):

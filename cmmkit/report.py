@@ -1,10 +1,14 @@
 """``cmmkit report``: evaluated runs side by side in the shape of the paper's Table 2.
 
 Reads the ``eval.json`` that ``cmmkit evaluate RUN`` writes and renders one markdown row per run
-(Parzen log-likelihood, variational lower bound, importance-sampled log p(x|y), bits/dim,
-attribute mean AUC with the real-face ceiling), a second table of the AUC of the attributes the
-paper's figures vary, and a CSV of the same numbers unformatted for plotting. Numbers from
-different splits or judges are not comparable, so the markdown says so when they are mixed.
+(Parzen log-likelihood, variational lower bound, importance-sampled log p(x|y), bits/dim), and a
+CSV of the same numbers unformatted for plotting. Numbers from different splits are not
+comparable, so the markdown says so when they are mixed.
+
+A pair's own measures (:meth:`cmmkit.pair.Pair.evaluations`) appear in two ways: a measure whose
+result has a ``"summary"`` (label -> number) gets one column per label in a table of their own;
+a measure the pair describes with a :class:`ReportSection` (:meth:`cmmkit.pair.Pair.report_sections`)
+adds its own columns to the main table, its own tables, CSV columns and warnings.
 """
 
 from __future__ import annotations
@@ -13,17 +17,65 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from cmmkit.errors import CheckpointError, ConfigError
+from cmmkit.errors import CheckpointError, ConfigError, CmmkitError
 from cmmkit.evaluation import EVAL_FILE
 
 REQUIRED_KEYS = ("model", "split", "run")
-BLOCKS = ("bound", "importance_sampling", "parzen", "attribute_fidelity")
-KEY_ATTRIBUTES = ["Male", "Asian", "Eyeglasses", "Mouth Slightly Open", "Bushy Eyebrows", "Big Nose",
-                  "Pointy Nose", "Big Lips", "Mustache"]
+BLOCKS = ("bound", "importance_sampling", "parzen")
 DASH = "—"
+
+
+@dataclass
+class Column:
+    """A column a :class:`ReportSection` adds to the main table: ``cell`` turns one run's eval.json
+    into the cell's text; the column is left out when no run has ``needs`` (an eval.json key)."""
+
+    header: str
+    cell: Callable[[dict[str, Any]], str]
+    needs: str | None = None
+
+
+class ReportSection:
+    """How ``cmmkit report`` shows one measure a pair declares (its eval.json key is ``measure``).
+    Every method receives the evals of all the reported runs; the defaults add nothing."""
+
+    measure: str = ""
+
+    def columns(self, evals: list[dict[str, Any]]) -> list[Column]:
+        """Columns appended to the main table."""
+        return []
+
+    def tables(self, evals: list[dict[str, Any]]) -> list[str]:
+        """Markdown lines after the main table (e.g. a per-attribute table)."""
+        return []
+
+    def csv_columns(self, evals: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], Any]]]:
+        """(header, value of one run's eval.json) for the CSV; values are written plain."""
+        return []
+
+    def warnings(self, evals: list[dict[str, Any]]) -> list[str]:
+        """Lines above the tables (e.g. numbers from different judges are not comparable)."""
+        return []
+
+
+def sections(evals: list[dict[str, Any]]) -> list[ReportSection]:
+    """The report sections of the pairs of ``evals`` that are installed, one per measure."""
+    from cmmkit.registry import get_registry
+
+    registry = get_registry()
+    found: dict[str, ReportSection] = {}
+    for name in dict.fromkeys(str(e["pair"]) for e in evals if e.get("pair")):
+        try:
+            pair = registry.pair(name)
+        except CmmkitError:
+            continue  # not installed here: its generic columns still show
+        for section in pair.report_sections():
+            found.setdefault(section.measure, section)
+    return list(found.values())
 
 
 def load_eval(run_dir: str | Path) -> dict[str, Any]:
@@ -47,13 +99,15 @@ def load_eval(run_dir: str | Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: lacks required key(s) {', '.join(map(repr, missing))}; "
                               f"re-run `cmmkit evaluate {run_dir}`")
-    for block in BLOCKS:
+    for block in (*BLOCKS, *(data.get("pair_metrics") or [])):
+        if not isinstance(block, str):
+            raise CheckpointError(f"{path}: 'pair_metrics' must list measure names, found {block!r}")
         if data.get(block) is not None and not isinstance(data[block], dict):
             raise CheckpointError(f"{path}: {block!r} must be an object or null, got {type(data[block]).__name__}")
     return data
 
 
-def _num(value: Any) -> float | None:
+def number(value: Any) -> float | None:
     """A finite number, or None for missing / null / NaN / non-numeric values."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
@@ -61,7 +115,7 @@ def _num(value: Any) -> float | None:
 
 
 def _get(ev: dict[str, Any], block: str, key: str) -> float | None:
-    return _num((ev.get(block) or {}).get(key))
+    return number((ev.get(block) or {}).get(key))
 
 
 def _fmt(value: float, decimals: int) -> str:
@@ -83,65 +137,54 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _key_attributes(evals: list[dict[str, Any]]) -> list[str]:
-    """The paper's attributes when the judges know them, else the first judge's own attributes."""
-    judged = [e["attribute_fidelity"] for e in evals if e.get("attribute_fidelity")]
-    known = {name for f in judged for name in (f.get("auc") or {})}
-    keys = [a for a in KEY_ATTRIBUTES if a in known]
-    return keys if keys else (list(judged[0].get("auc") or {}) if judged else [])
-
-
 # the main table's columns, in :func:`_row`'s order: (header, the eval.json block it needs or None)
 COLUMNS = [("Model", None), ("Run", None), ("Split", None), ("Parzen log-likelihood (nats)", "parzen"),
            ("Variational lower bound (nats)", "bound"), ("IS log p(x|y) (nats, K)", "importance_sampling"),
-           ("Bound bits/dim", "bound"), ("Attribute mean AUC (real faces)", "attribute_fidelity")]
+           ("Bound bits/dim", "bound")]
 
 
 def _row(ev: dict[str, Any]) -> list[str]:
     """One cell per entry of :data:`COLUMNS`."""
     is_block = ev.get("importance_sampling") or {}
     is_text = _nats(_get(ev, "importance_sampling", "nats"), _get(ev, "importance_sampling", "nats_std"))
-    if is_text != DASH and _num(is_block.get("k")) is not None:
+    if is_text != DASH and number(is_block.get("k")) is not None:
         extra = f"K={int(is_block['k']):,}"
-        m, n = _num(is_block.get("examples")), _num(ev.get("examples"))
+        m, n = number(is_block.get("examples")), number(ev.get("examples"))
         if m is not None and n is not None and m < n:
             extra += f", {int(m):,} ex."
         is_text += f" ({extra})"
     bpd = _get(ev, "bound", "bits_per_dim")
-    auc, real = _get(ev, "attribute_fidelity", "mean_auc"), _get(ev, "attribute_fidelity", "real_mean_auc")
-    auc_text = DASH if auc is None else f"{auc:.3f}" + (f" (real {real:.3f})" if real is not None else "")
     return [str(ev["model"]), str(ev["run"]), str(ev["split"]),
             _nats(_get(ev, "parzen", "nats"), _get(ev, "parzen", "nats_std")),
             _nats(_get(ev, "bound", "nats"), _get(ev, "bound", "nats_std")),
-            is_text, DASH if bpd is None else f"{bpd:.3f}", auc_text]
+            is_text, DASH if bpd is None else f"{bpd:.3f}"]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
-def _warnings(evals: list[dict[str, Any]]) -> list[str]:
+def _warnings(evals: list[dict[str, Any]], extra: list[ReportSection]) -> list[str]:
     out = []
     for key, what in (("split", "splits"), ("pair", "pairs")):
         values = sorted({str(e.get(key)) for e in evals if e.get(key) is not None})
         if len(values) > 1:
             out.append(f"> **Warning:** these runs were evaluated on different {what} ({', '.join(values)}); "
                        "their numbers are not comparable.")
-    judges = sorted({str(e["attribute_fidelity"].get("judge")) for e in evals if e.get("attribute_fidelity")})
-    if len(judges) > 1:
-        out.append(f"> **Warning:** attribute AUCs come from different judges ({', '.join(judges)}); "
-                   "they are not comparable.")
+    for section in extra:
+        out += section.warnings(evals)
     return out
 
 
-def _markdown(evals: list[dict[str, Any]], keys: list[str]) -> str:
-    lines = _warnings(evals)
+def _markdown(evals: list[dict[str, Any]], extra: list[ReportSection]) -> str:
+    lines = _warnings(evals, extra)
     lines += [""] if lines else []
-    rows = [_row(e) for e in evals]
-    # a measure no run has (e.g. Parzen or attribute AUC for a translation pair) gets no column
-    keep = [i for i, (_, block) in enumerate(COLUMNS) if block is None or any(e.get(block) for e in evals)]
-    lines += _table([COLUMNS[i][0] for i in keep], [[r[i] for i in keep] for r in rows])
+    columns = [Column(header, lambda e, i=i: _row(e)[i], block) for i, (header, block) in enumerate(COLUMNS)]
+    columns += [c for section in extra for c in section.columns(evals)]
+    # a measure no run has (e.g. Parzen for a translation pair) gets no column
+    keep = [c for c in columns if c.needs is None or any(e.get(c.needs) for e in evals)]
+    lines += markdown_table([c.header for c in keep], [[c.cell(e) for c in keep] for e in evals])
     parzen = [e["parzen"] for e in evals if _get(e, "parzen", "nats") is not None]
     if parzen:
         note = next((p["note"] for p in parzen if isinstance(p.get("note"), str) and p["note"]), None)
@@ -150,28 +193,20 @@ def _markdown(evals: list[dict[str, Any]], keys: list[str]) -> str:
 
             note = PARZEN_NOTE
         lines += ["", f"*Note:* {note}"]
-    lines += _pair_measures(evals)
-    judged = [e for e in evals if e.get("attribute_fidelity")]
-    if judged and keys:
-        rows = []
-        for e in judged:
-            auc = e["attribute_fidelity"].get("auc") or {}
-            rows.append([str(e["model"]), str(e["run"])] + [_auc(auc.get(k)) for k in keys])
-        first = judged[0]["attribute_fidelity"]
-        real = first.get("real_auc") or {}
-        rows.append(["real faces", f"judge {first.get('judge', DASH)}"] + [_auc(real.get(k)) for k in keys])
-        lines += ["", "Attribute AUC of generated faces (judge scores vs. requested attributes):", ""]
-        lines += _table(["Model", "Run"] + keys, rows)
+    lines += _pair_measures(evals, extra)
+    for section in extra:
+        lines += section.tables(evals)
     return "\n".join(lines) + "\n"
 
 
-def _summaries(evals: list[dict[str, Any]]) -> list[str]:
+def _summaries(evals: list[dict[str, Any]], extra: list[ReportSection]) -> list[str]:
     """Column labels of the pair measures' summaries (e.g. BLEU, digit accuracy), in first-seen order."""
+    own = {section.measure for section in extra}
     labels: list[str] = []
     for e in evals:
         for name in e.get("pair_metrics") or []:
-            if name == "attribute_fidelity":
-                continue  # has its own columns
+            if name in own:
+                continue  # its section shows it
             for label in ((e.get(name) or {}).get("summary") or {}):
                 if label not in labels:
                     labels.append(label)
@@ -180,49 +215,43 @@ def _summaries(evals: list[dict[str, Any]]) -> list[str]:
 
 def _summary_value(ev: dict[str, Any], label: str) -> float | None:
     for name in ev.get("pair_metrics") or []:
-        value = _num(((ev.get(name) or {}).get("summary") or {}).get(label))
+        value = number(((ev.get(name) or {}).get("summary") or {}).get(label))
         if value is not None:
             return value
     return None
 
 
-def _pair_measures(evals: list[dict[str, Any]]) -> list[str]:
-    labels = _summaries(evals)
+def _pair_measures(evals: list[dict[str, Any]], extra: list[ReportSection]) -> list[str]:
+    labels = _summaries(evals, extra)
     if not labels:
         return []
     rows = [[str(e["model"]), str(e["run"])] + [DASH if (v := _summary_value(e, lab)) is None else f"{v:,.4g}"
                                               for lab in labels] for e in evals]
-    return ["", "Measures the pair declares:", ""] + _table(["Model", "Run"] + labels, rows)
+    return ["", "Measures the pair declares:", ""] + markdown_table(["Model", "Run"] + labels, rows)
 
 
-def _auc(value: Any) -> str:
-    v = _num(value)
-    return DASH if v is None else f"{v:.3f}"
-
-
-def _csv(evals: list[dict[str, Any]], keys: list[str]) -> str:
+def _csv(evals: list[dict[str, Any]], extra: list[ReportSection]) -> str:
     fields = [("parzen", "nats"), ("parzen", "nats_std"), ("parzen", "sigma"), ("parzen", "samples"),
               ("bound", "nats"), ("bound", "nats_std"), ("bound", "bits_per_dim"),
               ("importance_sampling", "nats"), ("importance_sampling", "nats_std"), ("importance_sampling", "k"),
-              ("importance_sampling", "examples"), ("importance_sampling", "bits_per_dim"),
-              ("attribute_fidelity", "mean_auc"), ("attribute_fidelity", "real_mean_auc")]
-    prefix = {"importance_sampling": "is", "attribute_fidelity": "attr"}
+              ("importance_sampling", "examples"), ("importance_sampling", "bits_per_dim")]
+    prefix = {"importance_sampling": "is"}
     header = ["model", "run", "split", "pair", "epoch", "examples"]
-    labels = _summaries(evals)
-    header += [f"{prefix.get(b, b)}_{k}" for b, k in fields] + [f"auc_{k}" for k in keys] + labels
+    labels = _summaries(evals, extra)
+    own = [c for section in extra for c in section.csv_columns(evals)]
+    header += [f"{prefix.get(b, b)}_{k}" for b, k in fields] + [h for h, _ in own] + labels
 
     def plain(v: Any) -> str:
-        n = _num(v)
+        n = number(v)
         return "" if n is None else str(int(n)) if isinstance(v, int) else repr(n)
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for e in evals:
-        auc = (e.get("attribute_fidelity") or {}).get("auc") or {}
         writer.writerow([str(e["model"]), str(e["run"]), str(e["split"]), str(e.get("pair") or ""),
                          plain(e.get("epoch")), plain(e.get("examples"))]
-                        + [plain((e.get(b) or {}).get(k)) for b, k in fields] + [plain(auc.get(k)) for k in keys]
+                        + [plain((e.get(b) or {}).get(k)) for b, k in fields] + [plain(get(e)) for _, get in own]
                         + [plain(_summary_value(e, lab)) for lab in labels])
     return buf.getvalue()
 
@@ -231,5 +260,5 @@ def report_table(evals: list[dict[str, Any]]) -> tuple[str, str]:
     """(markdown, csv) for the given ``eval.json`` contents, one row per run in the given order."""
     if not evals:
         raise ConfigError("report: no evaluated runs given; pass one or more run folders")
-    keys = _key_attributes(evals)
-    return _markdown(evals, keys), _csv(evals, keys)
+    extra = sections(evals)
+    return _markdown(evals, extra), _csv(evals, extra)

@@ -41,7 +41,7 @@ class SyntheticPair(Pair):
     judge_model = "attribute_judge"
 
     def evaluations(self) -> dict[str, Any]:
-        from cmmkit.evaluation.fidelity import attribute_fidelity
+        from cmmkit_lfw.fidelity import attribute_fidelity
 
         return {"attribute_fidelity": attribute_fidelity}
 

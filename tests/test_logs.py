@@ -63,3 +63,13 @@ def test_progress_bars_honour_tqdm_disable(monkeypatch, env, progress, disabled)
     else:
         monkeypatch.setenv("TQDM_DISABLE", env)
     assert no_bar(progress) is disabled
+
+
+def test_quiet_hides_progress_bars(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    previous = configure(-1)
+    try:
+        assert no_bar(True)  # -q: only warnings and errors on stderr, so no bars either
+    finally:
+        logging.getLogger("cmmkit").setLevel(previous)
+    assert not no_bar(True)

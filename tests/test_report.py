@@ -7,7 +7,8 @@ import json
 import pytest
 
 from cmmkit.errors import CheckpointError, ConfigError
-from cmmkit.report import KEY_ATTRIBUTES, load_eval, report_table
+from cmmkit.report import load_eval, report_table
+from cmmkit_lfw.report import KEY_ATTRIBUTES
 
 AUC = {name: 0.6 + 0.01 * i for i, name in enumerate(KEY_ATTRIBUTES)} | {"Smiling": 0.5}
 REAL = {name: 0.9 for name in KEY_ATTRIBUTES}

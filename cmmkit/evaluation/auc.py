@@ -1,4 +1,4 @@
-"""ROC AUC per attribute: do generated faces show the attributes they were conditioned on?
+"""ROC AUC per named dimension of y: do generated x show the condition they were generated from?
 
 An attribute judge scores each generated image; the AUC of those scores against the attribute
 labels that were asked for is the probability that a random image generated *with* the attribute

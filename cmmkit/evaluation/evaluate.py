@@ -4,7 +4,8 @@
   bits per dimension, on dequantized data;
 - log p(x | y) by importance sampling with K samples from q (tighter and more trustworthy);
 - the Parzen-window estimate of §4.4: S samples from p(x | y) per example, σ chosen on validation;
-- attribute fidelity: an attribute judge scores x generated from the split's y with noise 0.
+- the measures the run's pair declares (:meth:`cmmkit.pair.Pair.evaluations`, e.g. the LFW pair's
+  attribute fidelity), each under its own key: null when it does not apply (e.g. no ``--judge``).
 
 Nothing in the run folder is changed except ``eval.json`` (written atomically).
 """
@@ -108,7 +109,9 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
     out: dict[str, Any] = {"cmmkit_version": __version__, "run": str(run.path), "model": run.model.name,
                            "pair": config.pair.name, "split": opts.split, "epoch": run.meta.get("epoch"),
                            "examples": n, "seeds": list(opts.seeds), "bound": None, "importance_sampling": None,
-                           "parzen": None, "attribute_fidelity": None, "pair_metrics": [], "seconds": {}}
+                           "parzen": None, "pair_metrics": [], "seconds": {}}
+    measures = run.pair.evaluations()
+    out.update({name: None for name in measures if name not in out})  # declared: present, null until computed
     x_mod = run.model.x
     bpd = lambda nats: bound.bits_per_dim(nats, x_mod.dims, x_mod.discrete_log_offset())  # noqa: E731
 
@@ -135,7 +138,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
         out["seconds"]["parzen"] = time.perf_counter() - start
 
     ctx = EvalContext(run, dataset, n, opts, progress, dict(data.splits))
-    for name, measure in run.pair.evaluations().items():
+    for name, measure in measures.items():
         start = time.perf_counter()
         result = _seeded(opts.seeds[0], lambda: measure(ctx))  # type: ignore[arg-type, return-value]
         if result is not None:
@@ -151,14 +154,15 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
 def _reports_bound(run: TrainedRun, dataset: Any) -> bool:
     """Whether the model's ``evaluate`` gives a ``bound`` (a variational bound, or the exact
     log-likelihood of a deterministic model); a GAN's does not."""
-    return len(dataset) > 0 and "bound" in run.model.evaluate(to_device(dataset.get_batch(torch.arange(1)), run.device))
+    raw = to_device(dataset.get_batch(torch.arange(1)), run.device) if len(dataset) else None
+    return raw is not None and "bound" in run.model.evaluate(run.model.prepare(raw))
 
 
 @torch.no_grad()
 def _mean_bound(run: TrainedRun, dataset: Any, n: int, bs: int) -> float:
     total = 0.0
     for idx in _batches(n, bs):
-        total += float(run.model.evaluate(to_device(dataset.get_batch(idx), run.device))["bound"].sum())
+        total += float(run.model.evaluate(run.model.prepare(to_device(dataset.get_batch(idx), run.device)))["bound"].sum())
     return total / n
 
 
@@ -186,7 +190,7 @@ def _parzen_batches(run: TrainedRun, dataset: Any, n: int, opts: EvalOptions, si
         for idx in _batches(n, per):
             raw = to_device(dataset.get_batch(idx), run.device)
             x = run.model.x.prepare(raw["x"]).reshape(len(idx), -1)
-            y = repeat(raw["y"], s)
+            y = repeat(run.model.y.prepare(raw["y"], dequantize=False), s)
             total = len(idx) * s
             samples = torch.cat([run.model.generate(select(y, slice(i, i + 256)), noise_scale=1.0)
                                  for i in range(0, total, 256)])

@@ -3,8 +3,7 @@
 A figure is a function ``(runs, options) -> (image, notes)``, the image a PIL image or a list of
 panels (stacked one under the other), the notes lines to print (e.g. measured numbers). The core provides the ones that
 only need a latent-variable model (``fig4``: 2-d priors and posteriors); a pair adds its own through
-:meth:`cmmkit.pair.Pair.figures` (the LFW pair's ``fig6``, ``fig8`` and ``fig10``), so the command
-knows nothing about faces.
+:meth:`cmmkit.pair.Pair.figures`, so the command knows nothing of any pair.
 """
 
 from __future__ import annotations
@@ -23,10 +22,10 @@ from cmmkit.errors import ConfigError, suggest
 class FigureOptions(Options):
     """What a figure is drawn with (validated: a bad value is a ConfigError naming its flag)."""
 
-    faces: list[int] | None = Field(None, min_length=1, description="which examples to show (None: the "
-                                                                      "figure's default)")
-    count: int = Field(6, ge=1, description="how many individuals / faces")
-    infer_with: Any = Field(None, description="a TrainedRun that infers missing conditions (fig10)")
+    examples: list[int] | None = Field(None, min_length=1, description="which examples to show (None: the "
+                                                                         "figure's default)")
+    count: int = Field(6, ge=1, description="how many individuals / examples")
+    infer_with: Any = Field(None, description="a TrainedRun that infers missing conditions")
     data_dir: Path | None = None
     device: str = "cpu"
 
@@ -45,18 +44,20 @@ def available(pair: Any) -> dict[str, Figure]:
 
 
 def make_figure(name: str, run_dirs: list[str | Path], output: str | Path, *, device: str = "cpu",
-                faces: list[int] | None = None, count: int = 6, infer_with: str | Path | None = None,
-                data_dir: str | Path | None = None) -> list[Path]:
+                examples: list[int] | None = None, count: int = 6, infer_with: str | Path | None = None,
+                data_dir: str | Path | None = None, faces: list[int] | None = None) -> list[Path]:
     """Load the runs, draw figure ``name`` with one panel per run, write ``output`` (PNG/JPG).
-    ``faces``/``count`` pick the examples shown, ``infer_with`` a run that infers missing
-    conditions (fig10), ``data_dir`` the pair's data when it is not where the run found it."""
+    ``examples``/``count`` pick the examples shown (``faces`` is the older name of ``examples``),
+    ``infer_with`` a run that infers missing conditions, ``data_dir`` the pair's data when it is
+    not where the run found it."""
     from cmmkit.images import save_image, stack
     from cmmkit.runs import load_run
 
     output = Path(output)
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ConfigError(f"-o {output}: expected a .png or .jpg output path")
-    FigureOptions(faces=faces or None, count=count, data_dir=data_dir, device=device)  # checked before loading
+    examples = examples if examples is not None else faces
+    FigureOptions(examples=examples or None, count=count, data_dir=data_dir, device=device)  # checked before loading
     runs = [load_run(r, device=device) for r in run_dirs]
     pairs = {r.pair.name for r in runs}
     if len(pairs) > 1:
@@ -65,7 +66,7 @@ def make_figure(name: str, run_dirs: list[str | Path], output: str | Path, *, de
     if name not in figures:
         raise ConfigError(f"figure {name!r}: not a figure of pair {runs[0].pair.name}.{suggest(name, figures)} "
                           f"Available: {', '.join(sorted(figures))}")
-    opts = FigureOptions(faces=list(faces) if faces else None, count=count, device=device,
+    opts = FigureOptions(examples=list(examples) if examples else None, count=count, device=device,
                          infer_with=load_run(infer_with, device=device) if infer_with else None, data_dir=data_dir)
     image, notes = figures[name](runs, opts)
     for note in notes:

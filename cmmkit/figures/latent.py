@@ -99,9 +99,9 @@ def latent_figure(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, li
         avg = float(stats["post_std"].mean())
         notes.append(f"{panel_title(run)}: average posterior standard deviation {avg:.4f} over "
                      f"{len(stats['post_std'])} validation examples (paper: .04 CMMA, .036 VAE)")
-        pick = list(opts.faces or range(count))[:count]
+        pick = list(opts.examples or range(count))[:count]
         if max(pick) >= len(stats["prior_mu"]):
-            raise ConfigError(f"--faces: the validation split has {len(stats['prior_mu'])} examples")
+            raise ConfigError(f"--examples: the validation split has {len(stats['prior_mu'])} examples")
         a, b = axes[row]
         for i, c in zip(pick, COLORS):
             _ellipse(a, stats["prior_mu"][i], stats["prior_std"][i], c, lw=1.5, label=f"individual {i + 1}")

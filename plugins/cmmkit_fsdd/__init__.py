@@ -2,11 +2,14 @@
 Digit Dataset) generated from the digit word and, optionally, the speaker. It registers its two
 modalities (``digit_text``, ``log_mel``), its judge model (``speech_judge``; the older
 ``digit_classifier`` stays loadable) and the pair
-through the ``cmmkit`` entry-point group like any third-party plugin."""
+through the ``cmmkit`` entry-point group like any third-party plugin, and adds ``--speaker`` to
+``cmmkit generate``."""
 
 from __future__ import annotations
 
-from cmmkit.hookspecs import Register, hookimpl
+from typing import Any
+
+from cmmkit.api import Register, hookimpl
 
 __version__ = "0.1.0"
 
@@ -34,3 +37,8 @@ def register_pairs(register: Register) -> None:
     from cmmkit_fsdd.pair import FSDDDigitsSpeech
 
     register(FSDDDigitsSpeech())
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    cli.condition("--speaker", key="speaker", help="speaker to condition on (fsdd_digits_speech: e.g. jackson)")

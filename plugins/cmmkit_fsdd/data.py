@@ -18,8 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cmmkit.data.download import RemoteFile
-from cmmkit.errors import DataError
+from cmmkit.api import DataError, RemoteFile, no_bar
 from cmmkit_fsdd import wav
 
 DATASET = "fsdd"
@@ -79,7 +78,7 @@ class Source:
         out = Recordings(self.describe(), torch.empty(0), torch.empty(0), [], [], [], [])
         mels, waves = [], []
         try:
-            for name, ref in tqdm(entries, desc="reading FSDD", unit="file", disable=not progress, leave=False):
+            for name, ref in tqdm(entries, desc="reading FSDD", unit="file", disable=no_bar(progress), leave=False):
                 match = NAME.fullmatch(name)
                 if match is None:
                     out.skipped.append(name)

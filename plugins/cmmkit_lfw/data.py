@@ -1,4 +1,4 @@
-"""Read LFW crop faces and Kumar et al. attributes in their official formats (numpy only).
+"""Read LFW crop faces and Kumar et al. attributes in their official formats.
 
 Why: the LFW pair trains on (face, 73 attributes) rows joined by person and image number. The
 official files are a zip of 64x64 binary PPMs and a tab-separated attribute table; both are read
@@ -8,7 +8,9 @@ memory-mapped ``.npy`` cache, and rows whose face is missing are reported rather
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -17,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
-from cmmkit.data.download import atomic_path
-from cmmkit.errors import DataError
+from cmmkit.api import DataError, atomic_path, no_bar
 
 ATTRIBUTE_COUNT = 73
 FACE_SHAPE = (64, 64, 3)
@@ -108,43 +110,36 @@ def read_attributes(path: Path) -> AttributeTable:
     return AttributeTable(names, people, imagenums, values, lines, path)
 
 
+@functools.lru_cache(maxsize=2)
+def read_attributes_cached(path: Path) -> tuple[AttributeTable, dict[tuple[str, int], int]]:
+    """An attribute file and its row of each (person, imagenum), read once per process."""
+    table = read_attributes(path)
+    return table, {(p, n): i for i, (p, n) in enumerate(zip(table.people, table.imagenums))}
+
+
 def read_ppm(data: bytes, source: str) -> np.ndarray:
-    """Decode a binary P6 PPM with maxval 255 to an ``(H, W, 3)`` uint8 array (netpbm header rules)."""
+    """Decode a binary P6 PPM with maxval 255 to an ``(H, W, 3)`` uint8 array. Pillow parses the
+    header (netpbm rules: comments, any whitespace) and decodes the pixels; this adds the checks
+    lfwcrop's faces must pass and errors that name ``source``."""
     if data[:2] != b"P6":
         raise DataError(f"{source}: not a binary PPM (expected magic 'P6', found {data[:2]!r})")
-    tokens: list[int] = []
-    pos = 2
-    n = len(data)
-    while len(tokens) < 3:
-        if pos >= n:
-            raise DataError(f"{source}: PPM header ends early; expected width, height and maxval")
-        ch = data[pos:pos + 1]
-        if ch.isspace():
-            pos += 1
-        elif ch == b"#":
-            ends = [e for e in (data.find(b"\n", pos), data.find(b"\r", pos)) if e >= 0]
-            pos = min(ends) if ends else n
-        elif ch.isdigit():
-            start = pos
-            while pos < n and data[pos:pos + 1].isdigit():
-                pos += 1
-            tokens.append(int(data[start:pos]))
-            if pos < n and not (data[pos:pos + 1].isspace() or data[pos:pos + 1] == b"#"):
-                raise DataError(f"{source}: bad PPM header: unexpected byte {data[pos:pos + 1]!r} after a number")
-        else:
-            raise DataError(f"{source}: bad PPM header: expected a number, found byte {ch!r}")
-    if pos >= n or not data[pos:pos + 1].isspace():
-        raise DataError(f"{source}: bad PPM header: expected one whitespace byte after maxval")
-    pos += 1
-    width, height, maxval = tokens
+    try:
+        image = Image.open(io.BytesIO(data), formats=["PPM"])
+    except (ValueError, SyntaxError, OSError) as exc:
+        if "EOF" in str(exc):
+            raise DataError(f"{source}: PPM header ends early; expected width, height and maxval") from None
+        raise DataError(f"{source}: bad PPM header: {exc}") from None
+    decoder, _, offset, args = image.tile[0][:4]  # Pillow picks the "raw" decoder only for maxval 255
+    maxval = 255 if decoder == "raw" else int(args[-1])
+    width, height = image.size
     if width <= 0 or height <= 0:
         raise DataError(f"{source}: bad PPM size {width}x{height}")
     if maxval != 255:
         raise DataError(f"{source}: PPM maxval must be 255 (8-bit), found {maxval}")
-    expected = width * height * 3
-    if n - pos < expected:
-        raise DataError(f"{source}: expected {expected} bytes of pixel data, found {n - pos}")
-    return np.frombuffer(data, dtype=np.uint8, count=expected, offset=pos).reshape(height, width, 3).copy()
+    expected, found = width * height * 3, len(data) - offset
+    if found < expected:
+        raise DataError(f"{source}: expected {expected} bytes of pixel data, found {found}")
+    return np.array(image, dtype=np.uint8)  # P6 is RGB: (H, W, 3), a writable copy
 
 
 def face_key(person: str, imagenum: int) -> str:
@@ -286,7 +281,7 @@ def load_faces(source: FaceSource, table: AttributeTable, cache_dir: Path, *, pr
     if faces is None:
         with atomic_path(cache_path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(keys), *FACE_SHAPE))
-            for i, key in enumerate(tqdm(keys, desc="decoding LFW faces", unit="face", disable=not progress, leave=False)):
+            for i, key in enumerate(tqdm(keys, desc="decoding LFW faces", unit="face", disable=no_bar(progress), leave=False)):
                 image = read_ppm(source.read(key), f"{source.describe()}:{source.member(key)}")
                 if image.shape != FACE_SHAPE:
                     raise DataError(

@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cmmkit.data.download import resolve_dataset_dir
-from cmmkit.demo.spec import Example, PairDemo
-from cmmkit.errors import DataError
+from cmmkit.api import DataError, Example, PairDemo, resolve_dataset_dir
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "sex / ethnicity / age": ("Male", "Asian", "White", "Black", "Indian", "Baby", "Child", "Youth",
@@ -48,14 +46,14 @@ def test_faces(config: Any, data_dir: Path | None) -> list[Example]:
     """The test split's faces (``Person Name 0003``, with their attribute row) sorted by person, then
     the faces that have no attribute row (``... (no attributes)``, Fig. 10). Never downloads;
     DataError when the data is not there."""
-    from cmmkit_lfw.data import FaceSource, face_key, faces_without_attributes, read_ppm, split_indices
-    from cmmkit_lfw.pair import _read_cached
+    from cmmkit_lfw.data import (FaceSource, face_key, faces_without_attributes, read_attributes_cached, read_ppm,
+                                 split_indices)
 
     folder, _ = resolve_dataset_dir("lfw", data_dir)
     path = folder / config.attributes_file
     if not path.is_file():
         raise DataError(f"no attribute file at {path}")
-    table, _ = _read_cached(path)
+    table, _ = read_attributes_cached(path)
     source = FaceSource.open(folder)
     present = source.keys()
     rows = [r for r, (p, n) in enumerate(zip(table.people, table.imagenums)) if face_key(p, n) in present]

@@ -16,9 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from cmmkit.errors import ConfigError
-from cmmkit.figures import FigureOptions, load_split, panel_title
-from cmmkit.images import labelled_grid
+from cmmkit.api import ConfigError, FigureOptions, labelled_grid, load_split, panel_title, resolve_dataset_dir
 
 FIG6_ROWS = [("Female Asian", {"Male": "min", "Asian": "max"}), ("Female not Asian", {"Male": "min", "Asian": "min"}),
              ("Male Asian", {"Male": "max", "Asian": "max"}), ("Male not Asian", {"Male": "max", "Asian": "min"})]
@@ -89,7 +87,7 @@ def fig8(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]:
     steps for CMMA; encode with the face's attributes and decode with the new ones for CVAE)."""
     _require_edit(runs)
     train = load_split(runs[0], "train", opts.data_dir)
-    pick = list(opts.faces or range(opts.count))
+    pick = list(opts.examples or range(opts.count))
     if max(pick) >= len(train) or min(pick) < 0:
         raise ConfigError(f"--faces: the training split has {len(train)} faces (0 to {len(train) - 1})")
     batch = runs[0].model.prepare(train.get_batch(torch.tensor(pick)), dequantize=False)
@@ -102,12 +100,10 @@ def fig8(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]:
 
 def unattributed_faces(run: Any, data_dir: Path | None, count: int, pick: list[int] | None) -> tuple[list[str], list[Image.Image]]:
     """lfwcrop faces that have no row in the attribute file (about 90 of them)."""
-    from cmmkit.data.download import resolve_dataset_dir
-    from cmmkit_lfw.data import FaceSource, faces_without_attributes, read_ppm
-    from cmmkit_lfw.pair import _read_cached
+    from cmmkit_lfw.data import FaceSource, faces_without_attributes, read_attributes_cached, read_ppm
 
     folder, _ = resolve_dataset_dir("lfw", data_dir or run.config.data.data_dir)
-    table, _ = _read_cached(folder / run.config.pair.attributes_file)
+    table, _ = read_attributes_cached(folder / run.config.pair.attributes_file)
     source = FaceSource.open(folder)
     try:
         keys = faces_without_attributes(source, table)
@@ -128,7 +124,7 @@ def fig10(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]
     (q(y|z) on the x-only posterior of a ``model.posterior=x`` CMMA: the run itself, or
     ``--infer-with``), then edited as in Fig. 8: unchanged, big nose, mustache, eyeglasses + mustache."""
     _require_edit(runs)
-    keys, faces = unattributed_faces(runs[0], opts.data_dir, opts.count, opts.faces)
+    keys, faces = unattributed_faces(runs[0], opts.data_dir, opts.count, opts.examples)
     helper = opts.infer_with
     panels, notes = [], []
     for run in runs:

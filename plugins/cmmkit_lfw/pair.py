@@ -7,7 +7,6 @@ from lfwcrop are reported and left out before splitting.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -16,12 +15,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cmmkit.data.download import RemoteFile, cache_root, fetch, resolve_dataset_dir
-from cmmkit.errors import DataError
-from cmmkit.modalities import ImageOptions, NamedVectorOptions
-from cmmkit.modalities.vector import vector_info
-from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
-from cmmkit_lfw.data import FaceSource, load_faces, read_attributes, split_indices
+from cmmkit.api import (DataError, ImageOptions, NamedVectorOptions, Pair, PairConfig, PairData, RemoteFile,
+                        TensorPairDataset, cache_root, fetch, resolve_dataset_dir, vector_info)
+from cmmkit_lfw.data import FaceSource, load_faces, read_attributes, read_attributes_cached, split_indices
 
 DATASET = "lfw"
 LFWCROP = RemoteFile(
@@ -104,13 +100,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-@functools.lru_cache(maxsize=2)
-def _read_cached(path: Path) -> tuple[Any, dict[tuple[str, int], int]]:
-    """An attribute file and its row of each (person, imagenum), read once per process."""
-    table = read_attributes(path)
-    return table, {(p, n): i for i, (p, n) in enumerate(zip(table.people, table.imagenums))}
-
-
 class LFWFacesAttrs(Pair):
     name = "lfw_faces_attrs"
     description = "LFWcrop 64x64 colour faces from the 73 LFW attributes (Pandey & Dukkipati §4)"
@@ -120,9 +109,14 @@ class LFWFacesAttrs(Pair):
     judge_model = "attribute_judge"
 
     def evaluations(self) -> dict[str, Any]:
-        from cmmkit.evaluation.fidelity import attribute_fidelity
+        from cmmkit_lfw.fidelity import attribute_fidelity
 
         return {"attribute_fidelity": attribute_fidelity}
+
+    def report_sections(self) -> list[Any]:
+        from cmmkit_lfw.report import AttributeFidelityReport
+
+        return [AttributeFidelityReport()]
 
     def presets(self) -> dict[str, dict[str, Any]]:
         return PRESETS
@@ -174,7 +168,7 @@ class LFWFacesAttrs(Pair):
         path = folder / config.attributes_file
         if not path.is_file():
             return None
-        table, index = _read_cached(path)
+        table, index = read_attributes_cached(path)
         row = index.get((match.group(1).replace("_", " "), int(match.group(2))))
         if row is None:
             return None

@@ -82,6 +82,18 @@ def test_read_ppm_round_trip_and_header_variants() -> None:
     np.testing.assert_array_equal(read_ppm(odd, "odd.ppm"), small)
 
 
+@pytest.mark.parametrize("header", [b"P6\n%d %d\n255\n", b"P6 %d %d 255 ", b"P6\n# c\n%d\n%d\n255\r"])
+def test_read_ppm_gives_the_pixel_bytes_unchanged(header: bytes) -> None:
+    """Pillow decodes: the array is exactly the file's RGB bytes, uint8 and writable (as the
+    hand-written reader it replaced gave)."""
+    rng = np.random.default_rng(2)
+    for h, w in ((64, 64), (1, 1), (7, 3)):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8).tobytes()
+        out = read_ppm(header % (w, h) + pixels, "x")
+        assert out.dtype == np.uint8 and out.shape == (h, w, 3) and out.flags.writeable
+        assert out.tobytes() == pixels
+
+
 @pytest.mark.parametrize(
     ("data", "pattern"),
     [

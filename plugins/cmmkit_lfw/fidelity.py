@@ -1,4 +1,5 @@
-"""Attribute fidelity: do x generated from attributes y show them? (the LFW pair's measure)
+"""Attribute fidelity: do x generated from attributes y show them? (the LFW pair's measure, which
+any pair with a named-vector y and an ``attribute_judge`` can declare too)
 
 An ``attribute_judge`` run (``cmmkit train-judge``) scores generated faces; the AUC of its scores
 against the requested attributes, per attribute, is compared with its AUC on the real faces of the
@@ -11,11 +12,7 @@ from typing import Any
 
 import torch
 
-from cmmkit.errors import CheckpointError
-from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
-from cmmkit.evaluation.evaluate import EvalContext
-from cmmkit.modality import to_device
-from cmmkit.runs import load_judge
+from cmmkit.api import CheckpointError, EvalContext, load_judge, mean_auc, per_attribute_auc, to_device
 
 
 @torch.no_grad()
@@ -34,7 +31,8 @@ def attribute_fidelity(ctx: EvalContext) -> dict[str, Any] | None:
         for idx in ctx.batches():
             raw = to_device(dataset.get_batch(idx), run.device)
             real.append(judge.model.logits(judge.model.x.prepare(raw["x"], dequantize=False)).cpu())
-            fake.append(judge.model.logits(run.model.generate(raw["y"], noise_scale=0.0)).cpu())
+            fake.append(judge.model.logits(run.model.generate(run.model.y.prepare(raw["y"], dequantize=False),
+                                                              noise_scale=0.0)).cpu())
             labels.append((raw["y"] > 0).cpu())
             bar.update(len(idx))
     lab = torch.cat(labels)

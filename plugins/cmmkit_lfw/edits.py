@@ -28,13 +28,8 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from cmmkit import __version__
-from cmmkit.config import Options
-from cmmkit.errors import CheckpointError, ConfigError
-from cmmkit.evaluation.auc import mean_auc, per_attribute_auc
-from cmmkit.logs import no_bar
-from cmmkit.modality import to_device
-from cmmkit.runs import TrainedRun, load_judge, load_run
+from cmmkit.api import (CheckpointError, ConfigError, Options, TrainedRun, __version__, load_data, load_judge, load_run,
+                        mean_auc, no_bar, per_attribute_auc, suggest, to_device, write_json)
 
 EDIT_FILE = "edit_eval.json"
 
@@ -62,10 +57,12 @@ def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.
     lo, hi = (torch.tensor(v) for v in run.model.y.bounds())
     mid = (lo + hi) / 2
     starts = range(0, len(x), batch_size)
-    batches = [(to_device(x[s:s + batch_size], run.device), y[s:s + batch_size]) for s in starts]
+    prep_x, prep_y = run.model.x.prepare, run.model.y.prepare  # the model reads prepared values
+    batches = [(prep_x(to_device(x[s:s + batch_size], run.device), dequantize=False), y[s:s + batch_size])
+               for s in starts]
     before_all = []  # the judge's scores of each unedited reconstruction: the same for every flipped attribute
     for xb, yb in batches:
-        yd = to_device(yb, run.device)
+        yd = prep_y(to_device(yb, run.device), dequantize=False)
         before_all.append(judge.model.logits(run.model.edit(xb, yd, yd)).cpu())
     per: dict[str, Any] = {}
     for name in tqdm(names, desc="edit fidelity", unit="attr", disable=no_bar(progress), leave=False):
@@ -75,7 +72,8 @@ def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.
             add = yb[:, a] <= mid[a]
             yn = yb.clone()
             yn[:, a] = torch.where(add, hi[a], lo[a])
-            after = judge.model.logits(run.model.edit(xb, to_device(yb, run.device), to_device(yn, run.device)))[:, a]
+            after = judge.model.logits(run.model.edit(xb, prep_y(to_device(yb, run.device), dequantize=False),
+                                                      prep_y(to_device(yn, run.device), dequantize=False)))[:, a]
             after = after.cpu()
             reached.append((after > 0) == add)
             delta.append((after - before[:, a]) * torch.where(add, 1.0, -1.0))
@@ -100,7 +98,8 @@ def inference_accuracy(inferrer: TrainedRun, x: torch.Tensor, y: torch.Tensor, t
     names = list(inferrer.model.y.info["names"])
     lo, hi = (torch.tensor(v) for v in inferrer.model.y.bounds())
     mid = (lo + hi) / 2
-    inferred = torch.cat([inferrer.model.infer_y(to_device(x[s:s + batch_size], inferrer.device)).cpu()
+    prep = inferrer.model.x.prepare
+    inferred = torch.cat([inferrer.model.infer_y(prep(to_device(x[s:s + batch_size], inferrer.device), False)).cpu()
                           for s in range(0, len(x), batch_size)])
     truth, guess = y > mid, inferred > mid
     majority = (train_mean > mid).expand_as(truth)
@@ -116,9 +115,6 @@ def inference_accuracy(inferrer: TrainedRun, x: torch.Tensor, y: torch.Tensor, t
 def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool = True) -> dict[str, Any]:
     """Edit fidelity (with ``opts.judge``) and inference accuracy (when the run or ``infer_with``
     can infer) on ``opts.split``; written to ``RUN/edit_eval.json``."""
-    from cmmkit.evaluation.evaluate import write_json
-    from cmmkit.runs import load_data
-
     run = load_run(run_dir, device=opts.device)
     config = run.config
     if opts.judge is None and opts.infer_with is None and not run.model.can_infer:
@@ -129,8 +125,6 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
         raise ConfigError(f"{run.path}: edit evaluation needs named attributes as y (pair {config.pair.name} has none)")
     for a in opts.attributes or []:
         if a not in names:
-            from cmmkit.errors import suggest
-
             raise ConfigError(f"--attributes: unknown attribute {a!r}.{suggest(a, names)}")
     data = load_data(config, data_dir=opts.data_dir, progress=progress)
     if opts.split not in data.splits:
@@ -158,7 +152,7 @@ def evaluate_edits(run_dir: str | Path, opts: EditEvalOptions, *, progress: bool
 
 def edit_table(result: dict[str, Any], keys: list[str] | None = None) -> str:
     """Markdown: per-attribute edit fidelity and inference accuracy (the paper's attributes first)."""
-    from cmmkit.report import KEY_ATTRIBUTES
+    from cmmkit_lfw.report import KEY_ATTRIBUTES
 
     fid, inf = result.get("edit_fidelity"), result.get("attribute_inference")
     names = list((fid or {}).get("per_attribute", {}) or (inf or {}).get("per_attribute", {}))
