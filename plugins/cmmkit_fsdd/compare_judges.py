@@ -60,7 +60,7 @@ def score(judge: Any, paths: list[Path]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cmmkit.runs import load_run
+    from cmmkit.api import load_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)

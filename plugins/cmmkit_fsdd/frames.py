@@ -24,9 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cmmkit.distributions import gaussian_log_prob
-from cmmkit.errors import ConfigError
-from cmmkit.modality import Decoder
+from cmmkit.api import ConfigError, Decoder, gaussian_log_prob
 
 
 def _flat(h: object) -> torch.Tensor:

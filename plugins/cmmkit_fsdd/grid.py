@@ -22,7 +22,7 @@ from cmmkit_fsdd.words import DIGITS
 
 def real_row(data_dir: Path, speaker: str, index: int) -> list[torch.Tensor]:
     """Log-mel spectrograms of ``<digit>_<speaker>_<index>.wav``, digits 0-9."""
-    from cmmkit.data.download import resolve_dataset_dir
+    from cmmkit.api import resolve_dataset_dir
 
     folder, _ = resolve_dataset_dir("fsdd", data_dir)
     source = find_source(folder)
@@ -44,7 +44,7 @@ def generated_row(run: object, speaker: str, noise: float, seed: int = 0) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cmmkit.runs import load_run
+    from cmmkit.api import load_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)

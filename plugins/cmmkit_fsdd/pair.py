@@ -14,9 +14,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from cmmkit.data.download import fetch, resolve_dataset_dir
-from cmmkit.errors import DataError
-from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
+from cmmkit.api import DataError, Pair, PairConfig, PairData, TensorPairDataset, fetch, resolve_dataset_dir
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.audio import LogMelOptions
 from cmmkit_fsdd.data import DATASET, NAME, RELEASE, find_source, missing_message, split_of

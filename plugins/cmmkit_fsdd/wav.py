@@ -15,8 +15,7 @@ from typing import IO, Any
 
 import torch
 
-from cmmkit.data.download import atomic_write
-from cmmkit.errors import DataError
+from cmmkit.api import DataError, atomic_write, require
 
 SAMPLE_RATE = 8000
 SAMPLE_WIDTH = 2  # bytes: 16-bit PCM
@@ -78,8 +77,7 @@ class MelAnalysis:
     and its approximate inverse (least-squares inverse mel scale, then Griffin-Lim)."""
 
     def __init__(self) -> None:
-        import torchaudio
-
+        torchaudio = require("torchaudio", "fsdd")  # an extra of this plugin: pip install 'cmmkit[fsdd]'
         self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP,
                                                         n_mels=N_MELS, f_min=0.0, f_max=SAMPLE_RATE / 2, power=2.0)
         self._inverse: Any = None
@@ -93,8 +91,7 @@ class MelAnalysis:
 
     def invert(self, log_mel: torch.Tensor, iterations: int = 32) -> torch.Tensor:
         """(B, N_MELS, FRAMES) log-mel -> (B, NUM_SAMPLES) waveforms in [-1, 1] (Griffin-Lim phase)."""
-        import torchaudio
-
+        torchaudio = require("torchaudio", "fsdd")
         if self._inverse is None:  # the costly part (a mel filterbank to invert); Griffin-Lim is cheap to build
             self._inverse = torchaudio.transforms.InverseMelScale(n_stft=N_FFT // 2 + 1, n_mels=N_MELS,
                                                                   sample_rate=SAMPLE_RATE, f_min=0.0,

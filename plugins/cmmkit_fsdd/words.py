@@ -21,8 +21,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.errors import DataError, suggest
-from cmmkit.modality import Decoder, Modality, ModalityOptions
+from cmmkit.api import DataError, Decoder, Modality, ModalityOptions, suggest
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 UNK = "[UNK]"
@@ -205,7 +204,7 @@ class DigitTextModality(Modality):
 
     def demo_spec(self) -> Any:
         """``cmmkit demo``: a box for the digit word (key ``text``) and, when y holds one, a speaker choice."""
-        from cmmkit.demo.spec import Choice, ModalityDemo, Text
+        from cmmkit.api import Choice, ModalityDemo, Text
 
         speaker = (Choice("speaker", tuple(self.info["speakers"]), self.info["speakers"][0], "speaker"),)
         return ModalityDemo(controls=(Text("text", "seven", "digit word (zero ... nine)"),

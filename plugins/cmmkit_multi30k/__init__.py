@@ -4,7 +4,7 @@ the ``text`` modality and the ``direct`` reference model it uses live in the cor
 
 from __future__ import annotations
 
-from cmmkit.hookspecs import Register, hookimpl
+from cmmkit.api import Register, hookimpl
 
 __version__ = "0.1.0"
 

@@ -18,10 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cmmkit.data.download import RemoteFile
-from cmmkit.errors import DataError
-from cmmkit.modalities.text import Specials, encode, pad
-from cmmkit.pair import PairDataset
+from cmmkit.api import DataError, PairDataset, RemoteFile, Specials, encode, pad
 
 DATASET = "multi30k"
 UPSTREAM = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"

@@ -14,10 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cmmkit.data.download import cache_root, fetch, file_digest, resolve_dataset_dir
-from cmmkit.errors import ConfigError, DataError
-from cmmkit.modalities.text import TextOptions, fingerprint, load_tokenizer, text_info
-from cmmkit.pair import Pair, PairConfig, PairData
+from cmmkit.api import (ConfigError, DataError, Pair, PairConfig, PairData, TextOptions, cache_root, fetch,
+                        file_digest, fingerprint, load_tokenizer, resolve_dataset_dir, text_info)
 from cmmkit_multi30k.data import DATASET, read_pairs, remote, tokenize_split
 
 OFFICIAL_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
