@@ -22,9 +22,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.distributions import DiagonalGaussian
-from cmmkit.errors import ConfigError, DataError
-from cmmkit.modality import Decoder, Modality, ModalityOptions
+from cmmkit.api import ConfigError, DataError, Decoder, DiagonalGaussian, Modality, ModalityOptions
 from cmmkit_fsdd import wav
 
 _PADDED = 128  # frames are padded to a power of two for the stride-2 convolutions
@@ -249,7 +247,7 @@ class LogMelModality(Modality):
 
     def demo_spec(self) -> Any:
         """``cmmkit demo``: generated speech as an audio player and its log-mel spectrogram."""
-        from cmmkit.demo.spec import ModalityDemo, View, audio_clip, heatmap
+        from cmmkit.api import ModalityDemo, View, audio_clip, heatmap
 
         floor = math.log(wav.LOG_FLOOR)
         return ModalityDemo(views=(View("audio", "speech", lambda s: audio_clip(s.waveform, s.sample_rate)),
@@ -266,7 +264,7 @@ def plot_grid(rows: list[list[torch.Tensor]], path: Path, row_labels: list[str] 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from cmmkit.data.download import atomic_write
+    from cmmkit.api import atomic_write
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.6, 2.0 * n_rows + 0.4), squeeze=False)

@@ -21,9 +21,7 @@ import torch
 from pydantic import Field
 from torch.nn import functional as F
 
-from cmmkit.errors import CheckpointError, ConfigError
-from cmmkit.modality import Modality, Value
-from cmmkit.models.judge import Classifier, ClassifierConfig
+from cmmkit.api import CheckpointError, Classifier, ClassifierConfig, ConfigError, Modality, Value
 from cmmkit_fsdd import wav
 
 
@@ -74,7 +72,7 @@ def digit_accuracy(ctx: Any) -> dict[str, Any] | None:
     conditions at noise 0, at noise 1 and with only z sampled, beside its accuracy on the real
     recordings and on the real recordings round-tripped through the vocoder (the ceilings). The
     judged WAVs are kept in ``RUN/judged_speech/<split>/<kind>/``. None without ``--judge``."""
-    from cmmkit.runs import load_judge
+    from cmmkit.api import load_judge
 
     run, opts = ctx.run, ctx.opts
     if opts.judge is None:

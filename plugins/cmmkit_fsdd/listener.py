@@ -26,9 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.errors import ConfigError, DataError
-from cmmkit.modality import Modality, Value
-from cmmkit.models.base import ConditionalModel, ModelConfig
+from cmmkit.api import ConditionalModel, ConfigError, DataError, Modality, ModelConfig, Value
 from cmmkit_fsdd import wav
 
 

@@ -13,9 +13,7 @@ from typing import Any
 
 import torch
 
-from cmmkit.data.download import atomic_write_bytes
-from cmmkit.errors import DataError
-from cmmkit.modality import to_device
+from cmmkit.api import DataError, atomic_write_bytes, to_device
 
 SHOWN = 10  # hypotheses/references included in eval.json
 
