@@ -145,7 +145,7 @@ class _Stuck(ConditionalModel):
         super().__init__(config, x, y)
         self.w = nn.Parameter(torch.zeros(1))
 
-    def training_loss(self, batch: Any, group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def training_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return torch.ones((), requires_grad=True) * 1.0, {}
 
     def evaluate(self, batch: Any) -> dict[str, torch.Tensor]:
@@ -192,7 +192,7 @@ def test_stuck_model_message_says_what_was_compared():
     class _Flat(_Stuck):
         name = "flat"
 
-        def training_loss(self, batch, group):
+        def training_loss(self, batch):
             return self.w.sum() * 0 + 2.0, {}  # a gradient, but zero
 
     with registered(_BrokenPlugin(_pair(), _Flat), name="broken-test-plugin"):

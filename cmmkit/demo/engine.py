@@ -133,12 +133,12 @@ class DemoRuns:
         results = []
         for run in self.runs:
             with self.seeded(seed):
-                out = run.generate([condition], noise_scale=float(noise), output_noise=0.0, **kwargs)
+                out = run.generate([condition], noise_scale=float(noise), output_noise=0.0, condition_options=kwargs)
             alts: list[Any] = []
             if self.x_spec.alternatives:
                 with self.seeded(seed):
                     alts = run.generate([condition], noise_scale=max(1.0, float(noise)), output_noise=0.0,
-                                        n=self.x_spec.alternatives, **kwargs)
+                                        n=self.x_spec.alternatives, condition_options=kwargs)
             results.append(RunResult(out, alts))
         return results
 
@@ -170,8 +170,9 @@ class DemoRuns:
                 results.append(RunResult([None, None], [], f"a {run.model.name} run {run.model.edit_refusal}"))
                 continue
             with self.seeded(seed):
-                same, _ = run.edit([item], {}, original=[original])
-                edited, _ = run.edit([item], changes, original=[original])
+                x = run.prepare_x([item])  # converted once for both edits
+                same, _ = run.edit(x, {}, original=[original])
+                edited, _ = run.edit(x, changes, original=[original])
             results.append(RunResult([same[0], edited[0]], []))
         return results
 

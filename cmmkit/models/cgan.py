@@ -3,9 +3,10 @@
 "The generator and discriminator of CGAN ... closely mimic the MLPs g and h of CMMA": the
 generator is the x modality's decoder (its mean is the generated x) reading (noise, y features);
 the discriminator reads x with the x modality's encoder and y with the y modality's encoder, like
-CMMA's h, and ends in one logit. The two alternating steps come from the model-side
-``optimizer_groups`` hook, so the one trainer trains it; ``train.group_optimizers.{discriminator,
-generator}`` set their learning rates.
+CMMA's h, and ends in one logit. The model owns its training step (:meth:`CGAN.train_step`): the
+batch arrives prepared once, the fakes are built once, then D takes its step on them (detached)
+and G its step through them, so the one trainer trains it; ``train.group_optimizers.{discriminator,
+generator}`` set the two optimizers' learning rates.
 
 The discriminator must see x and y *jointly*: a logit that is a sum a(x) + b(y) (a linear layer on
 concatenated features) ranks a face the same under every y, so it cannot tell a matching pair
@@ -25,7 +26,7 @@ matching-aware discriminator of Reed et al. 2016, GAN-CLS); 0 gives the plain CG
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import Field
@@ -34,6 +35,9 @@ from torch.nn import functional as F
 
 from cmmkit.modality import Modality, Value, batch_size, select
 from cmmkit.models.base import ConditionalModel, ModelConfig
+
+if TYPE_CHECKING:
+    from cmmkit.training.step import StepOptimizers
 
 log = logging.getLogger(__name__)
 
@@ -123,32 +127,44 @@ class CGAN(ConditionalModel):
         noise = torch.randn(batch_size(y), self.config.noise_dim, device=device) * noise_scale
         return self.generator.generate(torch.cat([noise, self.generator_y(y)], dim=-1), 0.0)
 
-    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        p = self.prepare(batch)
-        if group == "discriminator":
-            with torch.no_grad():
-                fake = self._fake(p["y"])
-            phi, e = self.d_x(p["x"]), self.d_y(p["y"])
-            real_logit, fake_logit = self._logit(phi, e), self.discriminate(fake, p["y"])
-            w = self.config.mismatch_weight
-            loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                    + (1 - w) * F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
-            logs = {"d_real": torch.sigmoid(real_logit).mean().detach(),
-                    "d_fake": torch.sigmoid(fake_logit).mean().detach()}
-            if w > 0:  # real x under the next example's y: a pair D must call fake
-                wrong_logit = self._logit(phi, torch.roll(e, 1, dims=0))
-                loss = loss + w * F.binary_cross_entropy_with_logits(wrong_logit, torch.zeros_like(wrong_logit))
-                logs["d_mismatch"] = torch.sigmoid(wrong_logit).mean().detach()
-            return loss, logs
-        # non-saturating generator loss: -log D(G(noise, y), y)
-        logit = self.discriminate(self._fake(p["y"]), p["y"])
-        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)), {}
+    def train_step(self, batch: dict[str, Value], optimizers: StepOptimizers) -> dict[str, torch.Tensor]:
+        """One forward pass, two updates: the fakes G(noise, y) are built once; D steps on them
+        (detached) against the real pairs, then G steps on D's updated opinion of the same fakes
+        (non-saturating loss -log D(G(noise, y), y))."""
+        x, y = batch["x"], batch["y"]
+        fake = self._fake(y)
+        d_loss, logs = self.discriminator_loss(x, y, fake.detach())
+        optimizers["discriminator"].minimize(d_loss)
+        g_loss = self.generator_loss(fake, y)
+        optimizers["generator"].minimize(g_loss)
+        return {"loss_discriminator": d_loss.detach(), **logs, "loss_generator": g_loss.detach()}
+
+    def generator_loss(self, fake: Value, y: Value) -> torch.Tensor:
+        """G's non-saturating loss -log D(fake, y), through D to the generator."""
+        logit = self.discriminate(fake, y)
+        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+
+    def discriminator_loss(self, x: Value, y: Value, fake: Value) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's loss on real pairs (x, y), fakes (``fake``, y) and, with ``mismatch_weight``, real x
+        under the next example's y, plus the mean probabilities D gives each (detached)."""
+        phi, e = self.d_x(x), self.d_y(y)
+        real_logit, fake_logit = self._logit(phi, e), self.discriminate(fake, y)
+        w = self.config.mismatch_weight
+        loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                + (1 - w) * F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+        logs = {"d_real": torch.sigmoid(real_logit).mean().detach(),
+                "d_fake": torch.sigmoid(fake_logit).mean().detach()}
+        if w > 0:  # real x under the next example's y: a pair D must call fake
+            wrong_logit = self._logit(phi, torch.roll(e, 1, dims=0))
+            loss = loss + w * F.binary_cross_entropy_with_logits(wrong_logit, torch.zeros_like(wrong_logit))
+            logs["d_mismatch"] = torch.sigmoid(wrong_logit).mean().detach()
+        return loss, logs
 
     @torch.no_grad()
     def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
         """No likelihood bound exists for a GAN; report how the discriminator sees real and fake
         pairs, and real faces under another example's y (``d_mismatch``: low when D reads y)."""
-        p = self.prepare(batch)
+        p = batch
         shifted = torch.roll(torch.arange(batch_size(p["y"]), device=p["x"].device), 1)
         return {"d_real": torch.sigmoid(self.discriminate(p["x"], p["y"])),
                 "d_fake": torch.sigmoid(self.discriminate(self._fake(p["y"]), p["y"])),
@@ -157,5 +173,5 @@ class CGAN(ConditionalModel):
     @torch.no_grad()
     def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         """The generator's output for noise scaled by ``noise_scale`` (it has no output noise)."""
-        return self._fake(self.y.prepare(y, dequantize=False), noise_scale)
+        return self._fake(y, noise_scale)
 

@@ -106,11 +106,9 @@ class CMMA(LatentModel):
 
     @torch.no_grad()
     def edit_latent(self, x: Value, y_orig: Value, y_new: Value) -> torch.Tensor:
-        """Steps 1-4 of §4.5 on raw values: mu_h(x, y_new) + (mu_f(y_new) - mu_f(y_orig))."""
-        xp = self.x.prepare(x, dequantize=False)
-        yo, yn = self.y.prepare(y_orig, dequantize=False), self.y.prepare(y_new, dequantize=False)
-        q_new, p_new = self.posterior_and_prior(xp, yn)
-        p_orig = self.prior(yo)
+        """Steps 1-4 of §4.5 on prepared values: mu_h(x, y_new) + (mu_f(y_new) - mu_f(y_orig))."""
+        q_new, p_new = self.posterior_and_prior(x, y_new)
+        p_orig = self.prior(y_orig)
         if p_orig.mu.shape != p_new.mu.shape or (p_orig.mask is not None and not torch.equal(p_orig.mask, p_new.mask)):
             raise ConfigError(f"cannot edit: the latent of the original condition has positions "
                               f"{p_orig.positions or '()'} and the new one's {p_new.positions or '()'}; §4.5's "
@@ -138,7 +136,7 @@ class CMMA(LatentModel):
                               f"y_surrogate_weight > 0 (it has posterior={self.config.posterior!r}, "
                               f"y_surrogate_weight={self.config.y_surrogate_weight:g}); train one, or pass "
                               "such a run to infer with")
-        z = self.posterior(self.x.prepare(x, dequantize=False), None).mean
+        z = self.posterior(x, None).mean
         return self.y_decoder.generate(z, 0.0)
 
 

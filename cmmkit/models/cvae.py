@@ -68,13 +68,11 @@ class CVAE(LatentModel):
     def edit(self, x: Value, y_orig: Value, y_new: Value) -> Value:
         """The CVAE counterpart of §4.5: z = mean of q(z | x, y_orig) (what the face is, given what
         it shows), then p(x | z, y_new) at noise 0 (the same face told to show y_new)."""
-        xp = self.x.prepare(x, dequantize=False)
-        yo, yn = self.y.prepare(y_orig, dequantize=False), self.y.prepare(y_new, dequantize=False)
-        q = self.posterior(xp, yo)
-        if self.y.positional and code_parts(self.decoder_y(yn))[0].shape[:-1] != q.mu.shape[:-1]:
+        q = self.posterior(x, y_orig)
+        if self.y.positional and code_parts(self.decoder_y(y_new))[0].shape[:-1] != q.mu.shape[:-1]:
             raise ConfigError("cannot edit: the new condition's positions differ from the original's, and the "
                               "CVAE joins z to y position by position (use conditions of the same token length)")
-        return self.decoder.generate(self.decoder_input(q.sample_code(0.0), yn), 0.0)
+        return self.decoder.generate(self.decoder_input(q.sample_code(0.0), y_new), 0.0)
 
 
 class VAEConfig(LatentConfig):

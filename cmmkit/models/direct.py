@@ -57,14 +57,14 @@ class Direct(ConditionalModel):
         """log p(x | y) per example (B,) for a prepared batch."""
         return self.decoder.log_prob(self.code(batch["y"]), batch["x"])
 
-    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        ll = self.log_likelihood(self.prepare(batch))
+    def training_loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        ll = self.log_likelihood(batch)
         return -ll.mean(), {"bound": ll.mean().detach()}
 
     @torch.no_grad()
     def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
         """``bound`` is the exact log p(x | y) here (no latent, nothing to bound)."""
-        ll = self.log_likelihood(self.prepare(batch))
+        ll = self.log_likelihood(batch)
         return {"bound": ll, "log_likelihood": ll}
 
     @torch.no_grad()
@@ -72,4 +72,4 @@ class Direct(ConditionalModel):
         """g's mode at noise 0 (beam search for text), a sample of p(x | y) scaled by ``noise_scale`` else
         (there is no latent: ``output_noise``, when given, is the only noise)."""
         noise = noise_scale if output_noise is None else output_noise
-        return self.decoder.generate(self.code(self.y.prepare(y, dequantize=False)), noise)
+        return self.decoder.generate(self.code(y), noise)

@@ -52,11 +52,14 @@ class Classifier(ConditionalModel):
         """Logits of prepared x."""
         return self.head(self.features(x))
 
-    def _loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.prepare(batch, dequantize=False)
-        return self.loss_and_accuracy(self.logits(p["x"]), p["y"])
+    def prepare(self, batch: dict[str, Value], dequantize: bool = True) -> dict[str, Value]:
+        """Judges read x as generation shows it: never dequantized."""
+        return super().prepare(batch, dequantize=False)
 
-    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.loss_and_accuracy(self.logits(batch["x"]), batch["y"])
+
+    def training_loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, accuracy = self._loss(batch)
         return loss.mean(), {"accuracy": accuracy.mean().detach()}
 

@@ -164,31 +164,29 @@ class LatentModel(ConditionalModel):
         """A term added to the loss besides -ELBO (CMMA's log p(y) surrogate); none by default."""
         return None, {}
 
-    # --- trainer contract -----------------------------------------------------------------
-    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        prepared = self.prepare(batch)
-        terms = bound.elbo(self, prepared)
+    # --- trainer contract (prepared values) ----------------------------------------------
+    def training_loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = bound.elbo(self, batch)
         loss = -terms.elbo.mean()
         logs = {"bound": terms.elbo.mean().detach(), "kl": terms.kl.mean().detach()}
-        extra, extra_logs = self.extra_loss(prepared, terms)
+        extra, extra_logs = self.extra_loss(batch, terms)
         if extra is not None:
             loss = loss + extra
         return loss, {**logs, **extra_logs}
 
     @torch.no_grad()
     def evaluate(self, batch: dict[str, Value]) -> dict[str, torch.Tensor]:
-        terms = bound.elbo(self, self.prepare(batch))
+        terms = bound.elbo(self, batch)
         return {"bound": terms.elbo, "kl": terms.kl, "log_likelihood": terms.log_likelihood}
 
     @torch.no_grad()
     def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         """z from the prior (its mean when ``noise_scale=0``), then g (Fig. 7 for CMMA)."""
-        yp = self.y.prepare(y, dequantize=False)
-        p = self.prior(yp)
+        p = self.prior(y)
         z = p.sample_code(noise_scale)
-        return self.decoder.generate(self.decoder_input(z, yp), noise_scale if output_noise is None else output_noise)
+        return self.decoder.generate(self.decoder_input(z, y), noise_scale if output_noise is None else output_noise)
 
     @torch.no_grad()
     def encode(self, x: Value, y: Value) -> DiagonalGaussian:
-        """q(z | x, y) for raw values (no dequantization noise): for editing and latent plots."""
-        return self.posterior(self.x.prepare(x, dequantize=False), self.y.prepare(y, dequantize=False))
+        """q(z | x, y) of prepared values, without gradients: for editing and latent plots."""
+        return self.posterior(x, y)

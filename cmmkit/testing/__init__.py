@@ -28,9 +28,10 @@ engine relies on, on a few examples, in seconds, and fail with one precise messa
    examples that ``to_user`` turns into B items and ``from_user`` accepts back; for the sides in
    ``roundtrip`` (default ``y``: the conditions users type) ``prepare(from_user(to_user(v)))``
    reproduces ``v``;
-5. the model: ``evaluate`` gives finite (B,) metrics; for each optimizer group, a few optimizer
-   steps on one fixed batch (fixed seeds, so the noise is the same before and after) lower that
-   group's ``training_loss``; ``generate`` from user conditions returns one item per condition;
+5. the model: ``evaluate`` gives finite (B,) metrics; for each optimizer group in turn (the others
+   frozen), a few of the model's own ``train_step`` on one fixed batch (fixed seeds, so the noise
+   is the same before and after) lower that group's loss log (``loss``, or ``loss_<group>`` for a
+   model with several groups); ``generate`` from user conditions returns one item per condition;
 6. optionally (``run_dir``), one epoch of ``cmmkit.train`` into ``run_dir``, then
    :func:`cmmkit.load_run` generates exactly what the trained model generates.
 

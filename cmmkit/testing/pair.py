@@ -20,6 +20,7 @@ from cmmkit.testing._common import (
     structure,
 )
 from cmmkit.testing.modality import check_modality
+from cmmkit.training.step import StepOptimizer
 
 
 def _config(name: str, preset: str | None, config_sets: Sequence[str], model: str, data_dir: Path | str | None,
@@ -85,44 +86,75 @@ def _splits(data: Any, n: int, where: str) -> tuple[dict[str, Value], dict[str, 
     return first, shapes
 
 
-def _seeded_loss(model: Any, batch: dict[str, Value], group: str, seed: int, grad: bool = True) -> torch.Tensor:
-    """The loss under a fixed seed: dequantization and reparameterisation noise are the same
-    on every call, so a lower value means better parameters, not luckier noise."""
+class _Checked(StepOptimizer):
+    """A step optimizer that is live (checks the gradients, then steps) or frozen (does nothing), so
+    the kit can train one group at a time through the model's own ``train_step``."""
+
+    live, stepped, at, group = False, False, "", ""
+
+    def zero_grad(self) -> None:
+        if self.live:
+            super().zero_grad()
+
+    def step(self) -> None:
+        if not self.live:
+            return
+        self.stepped = True
+        if not any(p.grad is not None for p in self.params):
+            raise _fail(self.at, f"no parameter of optimizer group {self.group!r} received a gradient")
+        for p in self.params:
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                raise _fail(self.at, f"non-finite gradient for a parameter of shape {tuple(p.shape)}")
+        super().step()
+
+
+def _seeded_step(model: Any, raw: dict[str, Value], optimizers: Any, seed: int, key: str, at: str) -> torch.Tensor:
+    """``train_step`` on the raw batch prepared under a fixed seed: dequantization and
+    reparameterisation noise are the same on every call, so a lower loss means better parameters,
+    not luckier noise. Returns the log ``key`` (the group's loss, computed before its update)."""
     torch.manual_seed(seed)
     random.seed(seed)
-    with torch.set_grad_enabled(grad):
-        loss, _ = model.training_loss(batch, group)
-    return loss
+    try:
+        logs = model.train_step(model.prepare(raw), optimizers)
+    except ConformanceError:
+        raise
+    except RuntimeError as exc:
+        raise _fail(at, f"raised {exc!r} (does the loss depend on a trainable parameter?)") from exc
+    if not isinstance(logs, dict) or key not in logs:
+        raise _fail(at, f"returned logs {sorted(logs) if isinstance(logs, dict) else type(logs).__name__}; expected "
+                    f"a dict holding {key!r} (a model with several optimizer groups logs loss_<group> for each)")
+    for name, value in logs.items():
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            raise _fail(at, f"log {name!r} is {type(value).__name__} of shape {getattr(value, 'shape', '-')}; "
+                        "expected a scalar tensor")
+        _check_finite(f"{at} log {name!r}", value)
+    return logs[key].detach()
 
 
-def _check_training(model: Any, config: Any, batch: dict[str, Value], steps: int, seed: int,
+def _check_training(model: Any, config: Any, raw: dict[str, Value], steps: int, seed: int,
                     where: str) -> dict[str, tuple[float, float]]:
+    """Each optimizer group in turn is the only live one: ``steps`` of the model's own
+    ``train_step`` on one fixed batch must lower that group's loss log."""
+    from cmmkit.training.distributed import Dist
     from cmmkit.training.optim import make_optimizers
+    from cmmkit.training.step import StepOptimizers
 
-    optimizers = make_optimizers(model, config.train)
+    optimizers = StepOptimizers(make_optimizers(model, config.train), Dist(), kind=_Checked)
+    checked: dict[str, _Checked] = dict(optimizers.items())  # type: ignore[arg-type]
     model.train()
     losses = {}
-    for group, opt in optimizers.items():
-        at = f"{where}.training_loss(batch, {group!r})"
-        before = _seeded_loss(model, batch, group, seed, grad=False)
-        if not isinstance(before, torch.Tensor) or before.dim() != 0:
-            raise _fail(at, f"returned {type(before).__name__} of shape {getattr(before, 'shape', '-')}; expected a scalar")
-        _check_finite(at, before)
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = _seeded_loss(model, batch, group, seed)
-            if not loss.requires_grad:
-                raise _fail(at, "the loss does not depend on any trainable parameter (no gradient)")
-            loss.backward()
-            params = [p for g in opt.param_groups for p in g["params"]]
-            if not any(p.grad is not None for p in params):
-                raise _fail(at, f"no parameter of optimizer group {group!r} received a gradient")
-            for p in params:
-                if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
-                    raise _fail(at, f"non-finite gradient for a parameter of shape {tuple(p.shape)}")
-            opt.step()
-        after = _seeded_loss(model, batch, group, seed, grad=False)
-        _check_finite(at, after)
+    for group, opt in checked.items():
+        key = "loss" if len(checked) == 1 else f"loss_{group}"
+        at = f"{where}.train_step (optimizer group {group!r}, log {key!r})"
+        opt.at, opt.group = at, group
+        opt.live = True
+        before = _seeded_step(model, raw, optimizers, seed, key, at)
+        if not opt.stepped:
+            raise _fail(at, f"never stepped optimizer group {group!r} (call optimizers[{group!r}].step())")
+        for _ in range(steps - 1):
+            _seeded_step(model, raw, optimizers, seed, key, at)
+        opt.live = False
+        after = _seeded_step(model, raw, optimizers, seed, key, at)  # every group frozen: a measurement
         b, a = float(before), float(after)
         if not a < b:
             raise _fail(at, f"{steps} {config.train.optimizer.name} step(s) on one fixed batch (fixed seed) did "
@@ -191,7 +223,7 @@ def _check_pair(pair: Any, config_sets: Sequence[str], preset: str | None, data_
     where_model = f"{where} with model {config.model.name!r}"
     net.eval()
     with torch.no_grad():
-        metrics = net.evaluate(raw)
+        metrics = net.evaluate(net.prepare(raw))
     for key, value in metrics.items():
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != (n,):
             raise _fail(f"{where_model}.evaluate", f"metric {key!r} has shape {getattr(value, 'shape', '-')}; expected ({n},)")
@@ -212,7 +244,7 @@ def _check_generate(net: Any, raw_y: Value, n: int, where: str) -> None:
     """As :meth:`cmmkit.runs.TrainedRun.generate`: user conditions in, one user item out each."""
     net.eval()
     with torch.no_grad():
-        y = net.y.from_user(_conditions(net, raw_y))
+        y = net.y.prepare(net.y.from_user(_conditions(net, raw_y)), dequantize=False)
         generated = net.generate(y, noise_scale=0.0)
         _check_batch(f"{where}.generate", generated, n)
         _check_finite(f"{where}.generate", generated)
@@ -243,7 +275,7 @@ def _check_run(name: str, config: Any, run_dir: Path | str, raw_y: Value, atol: 
     if len(items) != k:
         raise _fail(f"{where}: load_run(...).generate", f"returned {len(items)} item(s) for {k} conditions")
     with torch.no_grad():
-        y = trained.model.y.from_user(conditions[:k])
+        y = trained.model.y.prepare(trained.model.y.from_user(conditions[:k]), dequantize=False)
         expected = trained.model.generate(y, noise_scale=0.0)
         got = loaded.model.generate(y, noise_scale=0.0)
     _compare(f"{where}: the loaded run generates other x than the trained model", expected, got, atol)

@@ -2,8 +2,11 @@
 
 ``torchrun --nproc-per-node N -m cmmkit.cli train ...`` starts N copies of ``cmmkit train`` with
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each copy joins the process group (``nccl`` on
-CUDA, ``gloo`` on CPU), wraps the model in :class:`~torch.nn.parallel.DistributedDataParallel`,
-and trains on its shard of every global batch (``train.batch_size`` examples; rank ``r`` takes
+CUDA, ``gloo`` on CPU), starts from rank 0's weights (:meth:`Dist.broadcast_module_`), averages
+each optimizer's gradients over the ranks before it steps (:meth:`Dist.average_gradients_`, called
+by :class:`~cmmkit.training.step.StepOptimizer`, so a model that owns its training step -- a GAN's
+two updates from one forward pass -- is data-parallel without knowing it), and trains on its shard
+of every global batch (``train.batch_size`` examples; rank ``r`` takes
 positions ``r, r + N, ...`` of the batch drawn from the (seed, epoch) permutation, so the global
 batch and the data order do not depend on N). Only rank 0 writes (lock, checkpoints, metrics,
 previews, config, progress); decisions that must be unanimous (stop on a signal, a timed
@@ -54,6 +57,39 @@ class Dist:
         if self.active:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
+
+    def broadcast_module_(self, module: torch.nn.Module) -> None:
+        """Give every rank rank 0's parameters and buffers (in place)."""
+        if self.active:
+            with torch.no_grad():
+                for t in [*module.parameters(), *module.buffers()]:
+                    dist.broadcast(t.data, src=0)
+
+    def average_gradients_(self, params: list[torch.nn.Parameter]) -> None:
+        """Replace each gradient by its mean over the ranks, in one ``all_reduce`` (what
+        DistributedDataParallel's backward did). A parameter without a gradient counts as zeros
+        on that rank, and keeps none when no rank has one, as under DDP's
+        ``find_unused_parameters``; the flags travel in the same collective, so ranks whose
+        steps reached different parameters cannot deadlock or mismatch."""
+        if not self.active or not params:
+            return
+        ref = params[0]
+        flat = torch.cat([p.grad.reshape(-1).to(ref.dtype) if p.grad is not None
+                          else torch.zeros(p.numel(), dtype=ref.dtype, device=ref.device) for p in params]
+                         + [torch.tensor([float(p.grad is not None) for p in params], dtype=ref.dtype,
+                                         device=ref.device)])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        present = flat[-len(params):].tolist()  # one host sync
+        offset = 0
+        for i, p in enumerate(params):
+            n = p.numel()
+            if present[i] > 0:
+                mean = flat[offset:offset + n].view_as(p).div_(self.world).to(p.dtype)
+                if p.grad is None:
+                    p.grad = mean.clone()
+                else:
+                    p.grad.copy_(mean)
+            offset += n
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj`` (pickled; use for small host objects only), on every rank."""
@@ -110,16 +146,3 @@ def current() -> Dist:
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-class LossModule(torch.nn.Module):
-    """``forward(batch, group)`` = ``model.training_loss(batch, group)``: DDP synchronises
-    gradients for what its wrapper's ``forward`` computes, and cmmkit models train through
-    ``training_loss``."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: dict[str, Any], group: str) -> Any:
-        return self.model.training_loss(batch, group)

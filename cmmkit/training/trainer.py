@@ -1,7 +1,8 @@
 """One training loop for every model.
 
-Per batch, the loop steps each of the model's optimizer groups in order (one for CMMA, two for a
-GAN) with the loss the model returns for that group. Per epoch it validates (the model's
+Per batch, the loop prepares the raw batch once and lets the model take its whole step
+(``model.train_step(batch, optimizers)``: one update for CMMA, a discriminator and a generator
+update from one forward pass for a GAN); it never branches on the kind of model. Per epoch it validates (the model's
 ``evaluate``, under a fixed seed so epochs are comparable), writes a preview PNG, an atomic
 checkpoint and then the epoch's metrics row. Resuming restores weights, optimizer and RNG state
 and the epoch's partial sums, and the epoch's shuffle is derived from (seed, epoch), so 2 epochs
@@ -34,7 +35,7 @@ from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import PairData
 from cmmkit.training import faults
 from cmmkit.training.checkpoint import nonfinite
-from cmmkit.training.distributed import LossModule, current
+from cmmkit.training.distributed import current
 from cmmkit.training.metrics import MetricsLog
 from cmmkit.training.optim import (
     lr_factor,
@@ -46,6 +47,7 @@ from cmmkit.training.optim import (
 )
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.signals import StopFlag, TrainingInterrupted
+from cmmkit.training.step import StepOptimizers
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,8 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.model.to(self.device)
         self.optimizers = make_optimizers(model, self.tc)
-        self.ddp: torch.nn.Module | None = None
-        if self.dist.active:  # broadcasts rank 0's weights; gradients are averaged over ranks in backward
-            self.ddp = torch.nn.parallel.DistributedDataParallel(
-                LossModule(model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True)  # a group's loss (a GAN's, a plugin's) may skip some parameters
+        self.dist.broadcast_module_(model)  # under torchrun: rank 0's weights everywhere
+        self.step_optimizers = StepOptimizers(self.optimizers, self.dist)  # they average gradients over ranks
         self.progress = progress and self.dist.is_main
         self.meta = meta or {}
         self.epoch = 0  # completed epochs
@@ -293,7 +292,7 @@ class Trainer:
         try:
             for k in range(self.batch_in_epoch, len(batches)):
                 mine = batches[k][self.dist.rank::self.dist.world]  # this rank's shard of the global batch
-                batch = to_device(dataset.get_batch(mine), self.device)
+                batch = self.model.prepare(to_device(dataset.get_batch(mine), self.device))  # once per batch
                 self._save_safe = False
                 logs = self.train_step(batch)
                 self._save_safe = True
@@ -364,18 +363,9 @@ class Trainer:
         return lr_factor(self.tc, self.step + 1 if step is None else step)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        logs: dict[str, torch.Tensor] = {}
+        """The model's own step on a prepared batch, at this step's learning rate."""
         set_lr(self.optimizers, self.tc, self.step + 1)
-        for group, opt in self.optimizers.items():
-            opt.zero_grad(set_to_none=True)
-            loss, group_logs = (self.ddp(batch, group) if self.ddp is not None
-                                else self.model.training_loss(batch, group))
-            loss.backward()
-            faults.point("step")
-            opt.step()
-            logs["loss" if len(self.optimizers) == 1 else f"loss_{group}"] = loss.detach()
-            logs.update(group_logs)
-        return logs
+        return self.model.train_step(batch, self.step_optimizers)
 
     @torch.no_grad()
     def validate(self, split: str = "val") -> dict[str, float]:
@@ -390,7 +380,7 @@ class Trainer:
             mine = torch.arange(self.dist.rank, n, self.dist.world)  # under torchrun: this rank's examples
             for i in range(0, len(mine), self.tc.batch_size):
                 batch = to_device(dataset.get_batch(mine[i:i + self.tc.batch_size]), self.device)
-                for key, value in self.model.evaluate(batch).items():
+                for key, value in self.model.evaluate(self.model.prepare(batch)).items():
                     sums[key] = sums.get(key, 0.0) + float(value.sum())
         if self.dist.active:  # exact sums over the ranks' disjoint shards: each example counted once
             keys = sorted(sums)
@@ -408,11 +398,12 @@ class Trainer:
         k = min(self.tc.grid_examples, len(self.data.splits["val"]))
         if k == 0 or not self.model.can_generate:
             return None
-        batch = to_device(self.data.splits["val"].get_batch(torch.arange(k)), self.device)
+        batch = self.model.prepare(to_device(self.data.splits["val"].get_batch(torch.arange(k)), self.device),
+                                   dequantize=False)
         self.model.eval()
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # the training RNG stream must not depend on previews
             generated = self.model.generate(batch["y"], noise_scale=0.0)
-        real = self.model.x.prepare(batch["x"], dequantize=False)
+        real = batch["x"]
         path = self.run.samples / f"epoch_{self.epoch:03d}.png"
         return path if self.model.x.save_preview(real, generated, path) and batch_size(real) else None

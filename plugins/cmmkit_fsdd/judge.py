@@ -63,7 +63,8 @@ def _speech(run: Any, raw_x: torch.Tensor, y: torch.Tensor, kind: str) -> list[A
     if kind == "vocoded":
         return model.x.to_user(model.x.prepare(raw_x.to(run.device)))
     noise, output_noise = KINDS[kind]  # type: ignore[misc]
-    return model.x.to_user(model.generate(y, noise_scale=noise, output_noise=output_noise))
+    return model.x.to_user(model.generate(model.y.prepare(y, dequantize=False), noise_scale=noise,
+                                          output_noise=output_noise))
 
 
 @torch.no_grad()

@@ -204,7 +204,7 @@ class SpeechJudge(ConditionalModel):
         return {"x": x.float(), "y": batch["y"]}
 
     def _loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        p = self.prepare(batch)
+        p = batch  # prepared once by the trainer (prepare above)
         x = augment(p["x"], self.config.augment) if self.training else p["x"]
         digit_logits, speaker_logits = self.logits(x)
         digits = self.y.digit_class(p["y"])  # type: ignore[attr-defined]
@@ -216,7 +216,7 @@ class SpeechJudge(ConditionalModel):
             speaker_acc = (speaker_logits.argmax(-1) == speakers).float()
         return loss, (digit_logits.argmax(-1) == digits).float(), speaker_acc
 
-    def training_loss(self, batch: dict[str, Value], group: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def training_loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, acc, speaker_acc = self._loss(batch)
         logs = {"accuracy": acc.mean().detach()}
         if speaker_acc is not None:

@@ -41,7 +41,7 @@ def bleu(ctx: Any) -> dict[str, Any]:
     with ctx.bar("BLEU (decoding)") as bar:
         for idx in ctx.batches():
             raw = to_device(ds.get_batch(idx), run.device)
-            hyps += run.model.x.to_user(run.model.generate(raw["y"], noise_scale=0.0))
+            hyps += run.model.x.to_user(run.model.generate(run.model.y.prepare(raw["y"], False), noise_scale=0.0))
             bar.update(len(idx))
     refs = list(ds.target_texts[:ctx.n])
     metric = BLEU()
@@ -67,7 +67,7 @@ def log_likelihood(ctx: Any) -> dict[str, Any]:
     nats, tokens = 0.0, 0
     for idx in ctx.batches():
         raw = to_device(ds.get_batch(idx), run.device)
-        nats += float(run.model.evaluate(raw)["bound"].sum())
+        nats += float(run.model.evaluate(run.model.prepare(raw))["bound"].sum())
         tokens += int(raw["x"]["mask"].sum()) - len(idx)  # predicted tokens: all but BOS
     per_token = nats / max(tokens, 1)
     return {"nats_per_sentence": nats / ctx.n, "nats_per_token": per_token, "bits_per_token": -per_token / math.log(2),
@@ -101,9 +101,9 @@ def diversity(ctx: Any) -> dict[str, Any] | None:
         with ctx.bar("diversity (sampling z)", total=n * DIVERSITY_SAMPLES) as bar:
             for start in range(0, n, ctx.opts.batch_size):
                 idx = torch.arange(start, min(start + ctx.opts.batch_size, n))
-                raw = to_device(ds.get_batch(idx), run.device)
+                y = run.model.y.prepare(to_device(ds.get_batch(idx), run.device)["y"], dequantize=False)
                 for s in range(DIVERSITY_SAMPLES):
-                    out = run.model.generate(raw["y"], noise_scale=1.0, output_noise=0.0)
+                    out = run.model.generate(y, noise_scale=1.0, output_noise=0.0)
                     samples[s] += run.model.x.to_user(out)
                     bar.update(len(idx))
     refs = list(ds.target_texts[:n])

@@ -37,6 +37,12 @@ def _model(synthetic_pair, discriminator: str, sets: tuple[str, ...] = ()) -> CG
     return model
 
 
+def _d_loss(model: CGAN, batch: dict) -> tuple[torch.Tensor, dict]:
+    """D's loss on a raw batch, as its step computes it: the batch prepared once, the fakes built once."""
+    p = model.prepare(batch)
+    return model.discriminator_loss(p["x"], p["y"], model._fake(p["y"]).detach())
+
+
 def _mismatched(y: torch.Tensor) -> torch.Tensor:
     """Each y with one visible attribute flipped (which one cycles over the examples)."""
     out = y.clone()
@@ -64,7 +70,7 @@ def test_discriminator_scores_matching_pairs_above_mismatched(synthetic_pair, di
         other = torch.where((y[other, :VISIBLE] == y[idx, :VISIBLE]).all(1), (other + 1) % len(x), other)
         fakes = model.x.prepare(x[other])
         model._fake = lambda _y, noise_scale=1.0, f=fakes: f  # a generator that ignores y
-        loss, _ = model.training_loss({"x": x[idx], "y": y[idx]}, "discriminator")
+        loss, _ = _d_loss(model, {"x": x[idx], "y": y[idx]})
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -118,7 +124,7 @@ def test_projection_starts_unconditional_and_discriminator_loss_is_bce(synthetic
     with torch.no_grad():
         base = model.discriminate(p["x"], p["y"])
         assert torch.allclose(base, model.discriminate(p["x"], -p["y"]))  # zero-initialised projection
-    _, logs = model.training_loss({"x": x, "y": y}, "discriminator")
+    _, logs = _d_loss(model, {"x": x, "y": y})
     assert set(logs) == {"d_real", "d_fake", "d_mismatch"}  # matching-aware by default
     model.d_head["embed"].weight.data.normal_(0, 0.1)
     losses = {}
@@ -127,7 +133,7 @@ def test_projection_starts_unconditional_and_discriminator_loss_is_bce(synthetic
         for fill in (0.0, 1.0):
             model._fake = lambda _y, noise_scale=1.0, v=fill: torch.full_like(p["x"], v)
             torch.manual_seed(2)
-            losses[weight, fill], logs = model.training_loss({"x": x, "y": y}, "discriminator")
+            losses[weight, fill], logs = _d_loss(model, {"x": x, "y": y})
     assert set(logs) == {"d_real", "d_mismatch", "d_fake"}
     assert torch.isclose(losses[1.0, 0.0], losses[1.0, 1.0])  # weight 1: only real and mismatched pairs count
     assert not torch.isclose(losses[0.0, 0.0], losses[0.0, 1.0])  # weight 0: the plain CGAN loss on fakes

@@ -24,12 +24,12 @@ def test_bound_is_the_exact_log_likelihood_and_loss_its_negative_mean(synthetic_
     model.eval()  # no dropout: the two passes must agree
     batch = data.splits["val"].get_batch(torch.arange(6))
     torch.manual_seed(0)
-    ev = model.evaluate(batch)
+    ev = model.evaluate(model.prepare(batch))
     torch.manual_seed(0)
     prepared = model.prepare(batch)
     exact = model.decoder.log_prob(model.code(prepared["y"]), prepared["x"])
     torch.testing.assert_close(ev["bound"], exact)
     torch.manual_seed(0)
-    loss, logs = model.training_loss(batch, "main")
+    loss, logs = model.training_loss(model.prepare(batch))
     torch.testing.assert_close(loss, -exact.mean())
     assert set(model.optimizer_groups()) == {"main"}

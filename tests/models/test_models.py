@@ -36,12 +36,13 @@ def test_cgan_steps_discriminator_and_generator_separately(synthetic_pair):
     d_ids = {id(p) for p in groups["discriminator"]}
     assert d_ids.isdisjoint(id(p) for p in groups["generator"])
     assert len(d_ids) + len(groups["generator"]) == len(list(model.parameters()))
-    batch = data.splits["train"].get_batch(torch.arange(8))
-    loss, _ = model.training_loss(batch, "generator")
+    p = model.prepare(data.splits["train"].get_batch(torch.arange(8)))
+    fake = model._fake(p["y"])  # built once per step, shared by the two updates
+    loss = model.generator_loss(fake, p["y"])
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in groups["generator"][-2:])
     model.zero_grad(set_to_none=True)
-    loss, _ = model.training_loss(batch, "discriminator")
+    loss, _ = model.discriminator_loss(p["x"], p["y"], fake.detach())
     loss.backward()
     assert all(p.grad is None for p in groups["generator"])  # fakes are detached for D's step
 
@@ -90,7 +91,7 @@ def test_residual_posterior_starts_as_the_prior_and_learns_away_from_it(syntheti
     assert torch.equal(q.mu, p.mu) and torch.equal(q.logvar, p.logvar)
     assert torch.allclose(bound.elbo(model, batch).kl, torch.zeros(16), atol=1e-5)
     assert abs(float(p.logvar.mean()) + 4) < 0.5  # logvar_init sets the starting variance
-    loss, _ = model.training_loss(batch, "main")
+    loss, _ = model.training_loss(batch)
     loss.backward()
     head = model.posterior_head
     assert head.mu.weight.grad.abs().sum() > 0  # the correction is learnable from its zero start

@@ -143,17 +143,17 @@ def test_importance_sampling_on_structured_latents(text_models):
 def test_generate_and_edit_per_position(text_models):
     model = text_models["cmma"]
     raw, _ = _batch(text_models, 2)
-    out = model.generate(raw["y"], noise_scale=1.0, output_noise=0.0)
-    assert out["ids"].shape[0] == 2
-    same = model.edit(raw["x"], raw["y"], raw["y"])  # y_new = y_orig: the posterior mean decoded
     xp, yp = model.x.prepare(raw["x"], dequantize=False), model.y.prepare(raw["y"], dequantize=False)
+    out = model.generate(yp, noise_scale=1.0, output_noise=0.0)
+    assert out["ids"].shape[0] == 2
+    same = model.edit(xp, yp, yp)  # y_new = y_orig: the posterior mean decoded
     recon = model.decoder.generate(Code(model.posterior(xp, yp).mean, yp["mask"]), 0.0)
     assert torch.equal(same["ids"], recon["ids"])
-    longer = {k: v.clone() for k, v in raw["y"].items()}
+    longer = {k: v.clone() for k, v in yp.items()}
     longer["ids"] = torch.nn.functional.pad(longer["ids"], (0, 2), value=5)
     longer["mask"] = torch.nn.functional.pad(longer["mask"], (0, 2), value=True)
     with pytest.raises(ConfigError, match="same positions"):
-        model.edit(raw["x"], raw["y"], longer)
+        model.edit(xp, yp, longer)
 
 
 def test_vae_and_x_only_posterior_refuse_a_positional_modality(text_models):

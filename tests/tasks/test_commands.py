@@ -173,7 +173,7 @@ def test_output_noise_separates_latent_and_pixel_noise(lfw_runs, tmp_path):
     from cmmkit.runs import load_run
 
     run = load_run(lfw_runs["cmma"])
-    y = run.y.from_user([{"Male": 1}] * 4)
+    y = run.prepare_y([{"Male": 1}] * 4)
     torch.manual_seed(0)
     clean = run.model.generate(y, noise_scale=1.0, output_noise=0.0)
     torch.manual_seed(0)

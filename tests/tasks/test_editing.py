@@ -21,7 +21,7 @@ def test_edit_with_the_same_attributes_is_the_reconstruction(lfw_runs, name):
     m = run.model
     x, y = m.x.prepare(b["x"], dequantize=False), m.y.prepare(b["y"], dequantize=False)
     recon = m.decoder.generate(m.posterior(x, y).mean, 0.0)
-    torch.testing.assert_close(m.edit(b["x"], b["y"], b["y"]), recon)
+    torch.testing.assert_close(m.edit(x, y, y), recon)
 
 
 def test_cmma_edit_moves_the_latent_by_exactly_f_difference(lfw_runs):
@@ -33,13 +33,14 @@ def test_cmma_edit_moves_the_latent_by_exactly_f_difference(lfw_runs):
         mustache = m.y.names.index("Mustache")
         y_new[:, mustache] = -y_new[:, mustache]
         x = m.x.prepare(b["x"], dequantize=False)
-        z = m.edit_latent(b["x"], b["y"], y_new)
+        y, y_new = m.y.prepare(b["y"], dequantize=False), m.y.prepare(y_new, dequantize=False)
+        z = m.edit_latent(x, y, y_new)
         f_diff = m.prior(y_new.float()).mean - m.prior(b["y"].float()).mean
         assert f_diff.abs().max() > 0  # the change does move f
         # steps 2-4: h(x, attr_new) + f(attr_new) - f(attr_orig)
         torch.testing.assert_close(z - m.posterior(x, y_new.float()).mean, f_diff)
         if name == "cmma_x":  # h ignores y: the latent moves by f's difference alone
-            torch.testing.assert_close(z - m.edit_latent(b["x"], b["y"], b["y"]), f_diff)
+            torch.testing.assert_close(z - m.edit_latent(x, y, y), f_diff)
 
 
 def test_cvae_edit_encodes_with_the_old_and_decodes_with_the_new_attributes(lfw_runs):
@@ -50,8 +51,9 @@ def test_cvae_edit_encodes_with_the_old_and_decodes_with_the_new_attributes(lfw_
     x = m.x.prepare(b["x"], dequantize=False)
     z = m.posterior(x, b["y"].float()).mean
     expected = m.decoder.generate(m.decoder_input(z, y_new.float()), 0.0)
-    torch.testing.assert_close(m.edit(b["x"], b["y"], y_new), expected)
-    assert not torch.allclose(expected, m.edit(b["x"], b["y"], b["y"]))
+    y, y_new = m.y.prepare(b["y"], dequantize=False), m.y.prepare(y_new, dequantize=False)
+    torch.testing.assert_close(m.edit(x, y, y_new), expected)
+    assert not torch.allclose(expected, m.edit(x, y, y))
 
 
 @pytest.mark.parametrize("name,reason", [("cgan", "no way to encode"), ("vae", "never sees y")])
