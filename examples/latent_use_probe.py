@@ -89,8 +89,8 @@ def main() -> None:
     start = time.time()
     model.train()
     for step in range(args.steps):
-        loss, _ = model.training_loss(train.get_batch(torch.randint(len(train), (min(cfg.train.batch_size, 64),))),
-                                      "main")
+        raw = train.get_batch(torch.randint(len(train), (min(cfg.train.batch_size, 64),)))
+        loss, _ = model.training_loss(model.prepare(raw))
         opt.zero_grad()
         loss.backward()
         opt.step()
