@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from cmmkit.api import ConfigError, DataError, Decoder, DiagonalGaussian, Modality, ModalityOptions
 from cmmkit_fsdd import wav
+from cmmkit_fsdd.frames import bounded_logvar  # noqa: F401  (also this module's name for it)
 
 _PADDED = 128  # frames are padded to a power of two for the stride-2 convolutions
 
@@ -87,14 +88,6 @@ class SpectrogramEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, _PADDED - x.shape[-1]))
         return self.fc(self.conv(x.unsqueeze(1)))
-
-
-def bounded_logvar(raw: torch.Tensor, floor: float, ceiling: float | None) -> torch.Tensor:
-    """``floor + softplus(raw - floor)`` (above the floor), or with a ceiling
-    ``floor + (ceiling - floor) * sigmoid(raw)``: a smooth log-variance in (floor, ceiling)."""
-    if ceiling is None:
-        return floor + F.softplus(raw - floor)
-    return floor + (ceiling - floor) * torch.sigmoid(raw)
 
 
 class GaussianSpectrogramDecoder(Decoder):

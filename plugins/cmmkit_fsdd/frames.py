@@ -23,8 +23,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from cmmkit.api import ConfigError, Decoder, gaussian_log_prob
+
+
+def bounded_logvar(raw: torch.Tensor, floor: float, ceiling: float | None) -> torch.Tensor:
+    """``floor + softplus(raw - floor)`` (above the floor), or with a ceiling
+    ``floor + (ceiling - floor) * sigmoid(raw)``: a smooth log-variance in (floor, ceiling)."""
+    if ceiling is None:
+        return floor + F.softplus(raw - floor)
+    return floor + (ceiling - floor) * torch.sigmoid(raw)
 
 
 def _flat(h: object) -> torch.Tensor:
@@ -79,8 +88,6 @@ class FrameARDecoder(Decoder):
 
     def _params(self, state: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, raw = self.out(torch.cat([state, c], dim=-1)).chunk(2, dim=-1)
-        from cmmkit_fsdd.audio import bounded_logvar
-
         return mu, bounded_logvar(raw, self.floor, self.ceiling)
 
     def distribution(self, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,9 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cmmkit.distributions import DiagonalGaussian
-from cmmkit.errors import ConfigError
-from cmmkit.modality import Decoder
+from cmmkit.api import ConfigError, Decoder, DiagonalGaussian
 
 _PADDED = 128  # frames padded to a power of two
 _POSITIONS = 16  # positions of the encoder's last stage and of a dense decoder's first
