@@ -1,15 +1,15 @@
-"""Named real-valued vectors (e.g. the 73 LFW attributes) with an MLP encoder and Gaussian decoder.
+"""Named real-valued vectors (e.g. attributes of a face) with an MLP encoder and Gaussian decoder.
 
 ``info`` (see :func:`vector_info`): names, and the training mean, covariance and range of every
-dimension. Users give partial specifications (``{"Male": 1}``); the unspecified values are filled
+dimension. Users give partial specifications (``{"a": 1}``); the unspecified values are filled
 from a base:
 
 - ``"conditional"`` (default): E[y_rest | y_given] under a Gaussian fitted to the training vectors,
-  ``mu_r + S_rg S_gg^-1 (y_given - mu_g)``, clamped to the training range. Attributes are
-  correlated (most LFW faces are male, so the plain mean of "Wearing Lipstick" or "Mustache" is a
-  male face's); filling the rest consistently makes ``{"Male": -1}`` a woman, not a man with one
-  attribute changed.
-- ``"mean"``: the training mean, every unspecified attribute as in the average face.
+  ``mu_r + S_rg S_gg^-1 (y_given - mu_g)``, clamped to the training range. Named dimensions are
+  often correlated (when most training examples have ``a`` set, the plain mean of a dimension that
+  goes with ``a`` is that of an example with ``a``); filling the rest consistently makes
+  ``{"a": -1}`` an example without ``a``, not the average example with one value changed.
+- ``"mean"``: the training mean, every unspecified dimension as in the average example.
 
 The encoder is the f network of §4.1: one hidden layer with the soft-thresholding unit log(1 + e^x).
 The decoder is q(y|z) of Table 1 (h2).
