@@ -48,12 +48,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Finishes on a 2-core CPU in under 15 minutes with recognisable faces. Adam, not the paper's
     # Adagrad: in the same 300 steps Adagrad reached a bound of ~3-6k nats (lr 0.001-0.005) or
     # diverged (lr 0.02) where Adam reached ~10.8k (docs/training.md has the numbers).
+    # 14 epochs: a step is convolution-bound (~5.5 ms of one core per face, ~70% of the matmul
+    # peak), so 20 epochs took ~20 min here; 14 fit in 15 (docs/results.md, "The CMMA default").
     "default": {
         "pair": {"x": {"base_channels": 32, "layers": 4}},
-        "train": {"epochs": 20, "batch_size": 64, "optimizer": {"name": "Adam", "lr": 0.001}},
+        "train": {"epochs": 14, "batch_size": 64, "optimizer": {"name": "Adam", "lr": 0.001}},
         "models": {
+            # No log p(y) surrogate (y_surrogate_weight 0): after 2 epochs it cost 5,786 nats of test
+            # bound and 0.25 of attribute AUC (docs/results.md); set it to 1 for attribute inference
+            # (model.posterior=x, `cmmkit infer`), which needs its h2 network.
             "cmma": {"model": {"latent_dim": 128, "prior_hidden": 800, "posterior_hidden": 512,
-                               "posterior_y_hidden": 256}},
+                               "posterior_y_hidden": 256, "y_surrogate_weight": 0.0}},
             "cvae": {"model": {"latent_dim": 128, "posterior_hidden": 512, "posterior_y_hidden": 256,
                                "decoder_y_hidden": 256}},
             "vae": {"model": {"latent_dim": 128, "posterior_hidden": 512}},
