@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def parse_pairs(specs: list[str] | None, flag: str) -> dict[str, str]:
-    """``["Male=1", "Big Nose=0.5"]`` -> ``{"Male": "1", "Big Nose": "0.5"}`` (values are checked by
-    the modality, which knows their type and range)."""
+    """``["a=1", "b c=0.5"]`` -> ``{"a": "1", "b c": "0.5"}`` (values are checked by the modality,
+    which knows their names, type and range)."""
     out: dict[str, str] = {}
     for spec in specs or []:
         key, sep, value = spec.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{flag} {spec!r}: expected NAME=VALUE, e.g. {flag} \"Eyeglasses=1\"")
+            raise ConfigError(f"{flag} {spec!r}: expected NAME=VALUE, a name of the run's condition and its value")
         out[key.strip()] = value.strip()
     return out
 
@@ -101,7 +101,7 @@ def _edit(args: argparse.Namespace) -> int:
     run.check_can_edit()
     changes = parse_pairs(args.set, "--set")
     if not changes:
-        raise ConfigError("--set NAME=VALUE: give at least one change, e.g. --set \"Mustache=1\"")
+        raise ConfigError("--set NAME=VALUE: give at least one change of the condition")
     examples = _examples(args)
     helper = _load(args.infer_with, args.device) if args.infer_with else None
     start = time.perf_counter()
@@ -175,7 +175,7 @@ def add_commands(sub: Any) -> dict[str, argparse.ArgumentParser]:
     e = sub.add_parser("edit", help="change an existing x by changing its condition (§4.5, Figs. 8 and 10)")
     e.add_argument("run", help="a cmma or cvae run folder")
     e.add_argument("--image", action="append", required=True, help="input file(s): PNG/JPG/PPM, any size")
-    e.add_argument("--set", action="append", metavar="NAME=VALUE", help="the change, e.g. --set Mustache=1")
+    e.add_argument("--set", action="append", metavar="NAME=VALUE", help="the change of the condition (repeatable)")
     e.add_argument("--infer", action="store_true",
                    help="infer the original condition from the image even when the pair knows it")
     e.add_argument("--infer-with", metavar="RUN",

@@ -4,8 +4,8 @@
   bits per dimension, on dequantized data;
 - log p(x | y) by importance sampling with K samples from q (tighter and more trustworthy);
 - the Parzen-window estimate of §4.4: S samples from p(x | y) per example, σ chosen on validation;
-- the measures the run's pair declares (:meth:`cmmkit.pair.Pair.evaluations`, e.g. the LFW pair's
-  attribute fidelity), each under its own key: null when it does not apply (e.g. no ``--judge``).
+- the measures the run's pair declares (:meth:`cmmkit.pair.Pair.evaluations`, e.g. how well a
+  judge recognises y in the generated x), each under its own key: null when it does not apply (e.g. no ``--judge``).
 
 Nothing in the run folder is changed except ``eval.json`` (written atomically).
 """

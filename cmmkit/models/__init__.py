@@ -5,8 +5,8 @@ from cmmkit.models.cgan import CGAN, CGANConfig
 from cmmkit.models.cmma import CMMA, CMMAConfig
 from cmmkit.models.cvae import CVAE, VAE, CVAEConfig, VAEConfig
 from cmmkit.models.direct import Direct, DirectConfig
-from cmmkit.models.judge import AttributeJudge, JudgeConfig
+from cmmkit.models.judge import Classifier, ClassifierConfig
 from cmmkit.models.latent import LatentModel
 
-__all__ = ["CGAN", "CGANConfig", "CMMA", "CMMAConfig", "CVAE", "CVAEConfig", "VAE", "VAEConfig", "AttributeJudge",
-           "Direct", "DirectConfig", "JudgeConfig", "ConditionalModel", "LatentModel", "ModelConfig"]
+__all__ = ["CGAN", "CGANConfig", "CMMA", "CMMAConfig", "CVAE", "CVAEConfig", "VAE", "VAEConfig", "Classifier",
+           "ClassifierConfig", "Direct", "DirectConfig", "ConditionalModel", "LatentModel", "ModelConfig"]

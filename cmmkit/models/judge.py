@@ -4,20 +4,18 @@
 of logits, trained and evaluated through the one trainer (``cmmkit train-judge``); it does not
 generate. A judge subclass says how many logits it has and what its loss and accuracy are.
 
-:class:`AttributeJudge` predicts, for each dimension of a named-vector y (e.g. the 73 LFW
-attributes), whether it is present (y > 0). Its AUC on real test faces is the ceiling for the
-attribute fidelity of generated faces.
+Pairs ship their judges as plugins (the LFW pair's ``attribute_judge``, the speech pair's
+``speech_judge``) and name them in :attr:`cmmkit.pair.Pair.judge_model`.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from pydantic import Field
 from torch import nn
-from torch.nn import functional as F
 
 from cmmkit.modality import Modality, Value
 from cmmkit.models.base import ConditionalModel, ModelConfig
@@ -70,25 +68,3 @@ class Classifier(ConditionalModel):
 
     def generate(self, y: Value, noise_scale: float = 0.0, output_noise: float | None = None) -> Value:
         raise NotImplementedError(f"a {self.name} classifies x; it does not generate")
-
-
-class JudgeConfig(ClassifierConfig):
-    name: Literal["attribute_judge"] = "attribute_judge"
-    hidden: int = Field(256, ge=1, description="features of x before the per-attribute logits")
-
-
-class AttributeJudge(Classifier):
-    """Logits (B, A), one per attribute: higher means the attribute is more likely present."""
-
-    name = "attribute_judge"
-    Config = JudgeConfig
-    loss_name = "bce"
-    config: JudgeConfig
-
-    def outputs(self, y: Modality) -> int:
-        return y.dims
-
-    def loss_and_accuracy(self, logits: torch.Tensor, y: Value) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = (y > 0).float()
-        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)
-        return bce, ((logits > 0).float() == labels).float().mean(-1)

@@ -23,6 +23,13 @@ def register_pairs(register: Register) -> None:
 
 
 @hookimpl
+def register_models(register: Register) -> None:
+    from cmmkit_lfw.judge import AttributeJudge
+
+    register(AttributeJudge)
+
+
+@hookimpl
 def register_commands(cli: Any) -> None:
     from cmmkit_lfw.commands import register
 
