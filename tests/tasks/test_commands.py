@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cmmkit.cli import main
@@ -181,3 +182,39 @@ def test_output_noise_separates_latent_and_pixel_noise(lfw_runs, tmp_path):
     mean = run.model.generate(y, noise_scale=0.0)
     assert not torch.allclose(clean[0], clean[1])  # z varies between samples
     assert (clean - mean).abs().mean() < (noisy - mean).abs().mean()  # but no pixel noise on top
+
+
+def test_edit_converts_each_input_file_once(lfw_runs, tmp_path, capsys, monkeypatch):
+    """Issue 15: `cmmkit edit` went file -> uint8 -> prepared -> PIL -> uint8 -> prepared (and once
+    more for the second edit); now the pixels are read and prepared once, and turned into pictures
+    once for the grid (the edit's pixels are the file's, not a rounded copy)."""
+    from cmmkit.modalities.image import ImageModality
+
+    calls: dict[str, list] = {"from_user": [], "prepare": []}
+    from_user, prepare = ImageModality.from_user, ImageModality.prepare
+    monkeypatch.setattr(ImageModality, "from_user",
+                        lambda self, items: calls["from_user"].append(len(items)) or from_user(self, items))
+    monkeypatch.setattr(ImageModality, "prepare",
+                        lambda self, v, dequantize=True: calls["prepare"].append(dequantize) or prepare(self, v, dequantize))
+    face = _face_file(lfw_runs, tmp_path)
+    code, _, err = _cli(capsys, "edit", lfw_runs["cmma_x"], "--image", face, "--set", "Mustache=1",
+                        "-o", tmp_path / "e.png")
+    assert code == 0, err
+    assert calls == {"from_user": [1], "prepare": [False]}
+
+
+def test_generate_takes_the_condition_modalitys_options_by_name(lfw_runs):
+    from cmmkit.errors import ConfigError
+    from cmmkit.runs import load_run
+
+    run = load_run(lfw_runs["cmma"])
+    torch.manual_seed(0)
+    mean = run.generate({"Male": -1}, condition_options={"base": "mean"})[0]
+    torch.manual_seed(0)
+    conditional = run.generate({"Male": -1})[0]
+    assert mean.tobytes() != conditional.tobytes()  # the option reached the y modality
+    with pytest.raises(ConfigError, match=r"condition option\(s\) 'noise': the named_vector modality's conditions "
+                                          r"take 'base'"):
+        run.generate({"Male": 1}, condition_options={"noise": 1})
+    with pytest.raises(TypeError):  # no longer swallowed into the y modality's from_user
+        run.generate({"Male": 1}, base="mean")

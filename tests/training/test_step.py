@@ -1,0 +1,113 @@
+"""The model owns its training step (issue 15, item 5) and the trainer prepares each batch once
+(item 3): spies count the conversions per step; gradients are averaged over ranks at each
+optimizer's step, whatever the model's step does between."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from cmmkit.config import build_config
+from cmmkit.modalities.image import ImageModality
+from cmmkit.models.cgan import CGAN
+from cmmkit.runs import train
+from cmmkit.training.trainer import Trainer
+
+
+@pytest.mark.parametrize("model", ["cmma", "cgan"])
+def test_each_batch_is_prepared_once_and_the_cgan_builds_its_fakes_once(synthetic_pair, tmp_path, monkeypatch,
+                                                                        model):
+    counts = {"prepare": 0, "fake": 0}
+    inside: list[tuple[int, int]] = []  # per step: (x prepared, fakes built) inside the model's step
+    at_step: list[int] = []  # x prepare calls so far, as each step starts
+    prepare, fake, trainer_step = ImageModality.prepare, CGAN._fake, Trainer.train_step
+
+    def count_prepare(self, value, dequantize=True):
+        counts["prepare"] += 1
+        return prepare(self, value, dequantize)
+
+    def count_fake(self, y, noise_scale=1.0):
+        counts["fake"] += 1
+        return fake(self, y, noise_scale)
+
+    def step(self, batch):
+        at_step.append(counts["prepare"])
+        before = dict(counts)
+        logs = trainer_step(self, batch)
+        inside.append((counts["prepare"] - before["prepare"], counts["fake"] - before["fake"]))
+        return logs
+
+    monkeypatch.setattr(ImageModality, "prepare", count_prepare)
+    monkeypatch.setattr(CGAN, "_fake", count_fake)
+    monkeypatch.setattr(Trainer, "train_step", step)
+    train(build_config("synthetic", model=model, sets=["train.epochs=1"]), tmp_path / "r", progress=False)
+    assert len(at_step) == 4  # the synthetic train split: 4 batches
+    assert at_step == [1, 2, 3, 4]  # one conversion per batch, before the step
+    assert inside == [(0, 1 if model == "cgan" else 0)] * 4  # the step converts nothing; one set of fakes
+
+
+def test_cgan_step_updates_discriminator_then_generator_on_the_same_fakes(synthetic_pair):
+    from cmmkit.runs import build_model, load_data
+    from cmmkit.training.distributed import Dist
+    from cmmkit.training.optim import make_optimizers
+    from cmmkit.training.step import StepOptimizers
+
+    cfg = build_config("synthetic", model="cgan")
+    data = load_data(cfg, progress=False)
+    torch.manual_seed(0)
+    _, model = build_model(cfg, data.info)
+    batch = model.prepare(data.splits["train"].get_batch(torch.arange(8)))
+    seen: list[tuple[str, torch.Tensor]] = []
+    discriminate = model.discriminate
+    model.discriminate = lambda x, y: (seen.append(("D", x.detach().clone())), discriminate(x, y))[1]
+    optimizers = StepOptimizers(make_optimizers(model, cfg.train), Dist())
+    d_before = [p.detach().clone() for p in model.optimizer_groups()["discriminator"]]
+    logs = model.train_step(batch, optimizers)
+    assert set(logs) == {"loss_discriminator", "d_real", "d_fake", "d_mismatch", "loss_generator"}
+    assert len(seen) == 2 and torch.equal(seen[0][1], seen[1][1])  # D's fakes are G's fakes
+    assert any(not torch.equal(a, p) for a, p in zip(d_before, model.optimizer_groups()["discriminator"]))
+
+
+def test_a_model_with_two_groups_and_no_step_of_its_own_is_told_what_to_write(synthetic_pair):
+    from cmmkit.models.base import ConditionalModel
+    from cmmkit.training.distributed import Dist
+    from cmmkit.training.step import StepOptimizers
+
+    class Bare(ConditionalModel):
+        name = "bare"
+        evaluate = generate = None  # type: ignore[assignment]
+
+    model = Bare(None, synthetic_pair, synthetic_pair)  # type: ignore[arg-type]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(NotImplementedError, match="neither training_loss.*nor its own train_step"):
+        model.train_step({}, StepOptimizers({"main": opt}, Dist()))
+    with pytest.raises(TypeError, match="2 optimizer groups .* steps them in its own train_step"):
+        StepOptimizers({"a": opt, "b": opt}, Dist()).only()
+
+
+def _average_on_rank(rank: int, world: int, init: str, out: dict) -> None:
+    import torch.distributed as dist
+
+    from cmmkit.training.distributed import Dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        a, b, c = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+        a.grad = torch.full((2,), float(rank + 1))  # ranks 1 and 2 -> mean 1.5
+        b.grad = torch.ones(2) * 4 if rank == 0 else None  # missing on rank 1: counts as zeros -> 2
+        Dist(rank=rank, world=world).average_gradients_([a, b, c])
+        out[rank] = (a.grad.tolist(), b.grad.tolist(), c.grad)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gradients_are_averaged_over_ranks_as_ddp_did(tmp_path):
+    with mp.Manager() as manager:
+        out = manager.dict()
+        init = f"file://{tmp_path / 'rendezvous'}"
+        mp.spawn(_average_on_rank, args=(2, init, out), nprocs=2, join=True)
+        results = dict(out)
+    for rank in (0, 1):
+        a, b, c = results[rank]
+        assert a == [1.5, 1.5] and b == [2.0, 2.0] and c is None
