@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from collections.abc import Mapping
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 

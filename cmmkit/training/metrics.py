@@ -51,6 +51,19 @@ class MetricsLog:
         with self.path.open(newline="") as f:
             return list(csv.DictReader(f))
 
+    def history_until(self, epoch: int) -> list[dict[str, Any]]:
+        """metrics.csv's rows up to ``epoch`` (numbers parsed): the history of a checkpoint written
+        before checkpoints kept it."""
+        def number(v: str) -> Any:
+            for kind in (int, float):
+                try:
+                    return kind(v)
+                except (TypeError, ValueError):
+                    pass
+            return v
+        rows = [{k: number(v) for k, v in r.items() if v not in (None, "")} for r in self.read()]
+        return [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= epoch]
+
     def reset(self, history: list[dict[str, Any]]) -> None:
         """Make ``metrics.csv`` exactly ``history`` (the checkpoint's rows), atomically."""
         self.rows = [dict(r) for r in history]

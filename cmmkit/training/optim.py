@@ -4,12 +4,13 @@ restores around its loop, kept apart from the loop itself."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from cmmkit.config import TrainConfig
-from cmmkit.errors import ConfigError
+from cmmkit.errors import CheckpointError, ConfigError
 from cmmkit.models.base import ConditionalModel
 
 
@@ -81,3 +82,36 @@ def set_lr(optimizers: dict[str, torch.optim.Optimizer], train: TrainConfig, ste
         base = train.group_optimizers.get(group, train.optimizer).lr
         for param_group in opt.param_groups:
             param_group["lr"] = base * factor
+
+
+def restore_optimizers(optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any], meta: dict[str, Any],
+                       train: TrainConfig, checkpoint: Path) -> list[str]:
+    """Load the saved optimizer states, keeping this config's hyperparameters (lr, betas, weight
+    decay, ...), so ``--resume --set train.optimizer.lr=X`` takes effect; a note per changed one."""
+    saved_classes = meta.get("optimizer_classes", {})
+    notes = []
+    for name, opt in optimizers.items():
+        if saved_classes.get(name, type(opt).__name__) != type(opt).__name__:
+            raise ConfigError(f"optimizer group {name!r}: the run was trained with {saved_classes[name]}, the "
+                              f"config asks for {type(opt).__name__}; an optimizer's class cannot change on "
+                              "resume (its saved state belongs to the old one)")
+        wanted = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+        try:
+            opt.load_state_dict(state["optimizers"][name])
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{checkpoint}: optimizer state of group {name!r} does not fit "
+                                  f"({exc})") from None
+        # under a schedule the saved lr is base x factor(last step): compare bases
+        scale = lr_factor(train, meta.get("step", 0))
+        for group, values in zip(opt.param_groups, wanted):
+            for key, value in values.items():
+                saved = group.get(key)
+                if key == "lr" and isinstance(saved, float):
+                    saved = saved / scale
+                    changed = abs(saved - value) > 1e-9 * max(abs(value), 1e-12)
+                else:
+                    changed = saved != value
+                if changed:
+                    notes.append(f"{name}.{key}: {saved!r} -> {value!r}")
+                group[key] = value
+    return notes

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from cmmkit.bound import bits_per_dim
 from cmmkit.config import RunConfig
-from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
+from cmmkit.errors import CmmkitError
 from cmmkit.logs import no_bar
 from cmmkit.modality import batch_size, to_device
 from cmmkit.models.base import ConditionalModel
@@ -41,6 +41,7 @@ from cmmkit.training.optim import (
     lr_factor,
     make_optimizers,
     pick_device,
+    restore_optimizers,
     rng_state,
     set_lr,
     set_rng_state,
@@ -126,54 +127,17 @@ class Trainer:
         """Continue from a checkpoint. The optimizers' hyperparameters (lr, betas, weight decay,
         ...) come from this trainer's config, not from the saved state, so ``--resume --set
         train.optimizer.lr=X`` takes effect; returns a note per changed hyperparameter."""
-        saved_classes = meta.get("optimizer_classes", {})
-        notes = []
-        for name, opt in self.optimizers.items():
-            if saved_classes.get(name, type(opt).__name__) != type(opt).__name__:
-                raise ConfigError(f"optimizer group {name!r}: the run was trained with {saved_classes[name]}, the "
-                                  f"config asks for {type(opt).__name__}; an optimizer's class cannot change on "
-                                  "resume (its saved state belongs to the old one)")
-            wanted = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-            try:
-                opt.load_state_dict(state["optimizers"][name])
-            except (KeyError, ValueError) as exc:
-                raise CheckpointError(f"{self.run.checkpoint}: optimizer state of group {name!r} does not fit "
-                                      f"({exc})") from None
-            # under a schedule the saved lr is base x factor(last step): compare bases
-            scale = lr_factor(self.tc, meta.get("step", 0))
-            for group, values in zip(opt.param_groups, wanted):
-                for key, value in values.items():
-                    saved = group.get(key)
-                    if key == "lr" and isinstance(saved, float):
-                        saved = saved / scale
-                        changed = abs(saved - value) > 1e-9 * max(abs(value), 1e-12)
-                    else:
-                        changed = saved != value
-                    if changed:
-                        notes.append(f"{name}.{key}: {saved!r} -> {value!r}")
-                    group[key] = value
+        notes = restore_optimizers(self.optimizers, state, meta, self.tc, self.run.checkpoint)
         self._restore_rng(state, meta)
         self.epoch, self.batch_in_epoch, self.step = meta["epoch"], meta["batch_in_epoch"], meta["step"]
         self._steps.fill_(self.step)
         self.samples_done = meta.get("samples_done", 0)
-        self.history = list(meta["history"]) if "history" in meta else self._legacy_history()
+        self.history = list(meta["history"]) if "history" in meta else self.metrics.history_until(self.epoch)
         self.epoch_sums = {k: v.to(self.device) for k, v in state.get("epoch_sums", {}).items()}
         self.epoch_images, self.epoch_seconds = meta.get("epoch_images", 0), meta.get("epoch_seconds", 0.0)
         self.epoch_saves = list(meta.get("epoch_saves", [0, 0.0]))
         self.last_saved = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         return notes
-
-    def _legacy_history(self) -> list[dict[str, Any]]:
-        """A checkpoint from before the history was kept: adopt metrics.csv's rows up to its epoch."""
-        def number(v: str) -> Any:
-            for kind in (int, float):
-                try:
-                    return kind(v)
-                except (TypeError, ValueError):
-                    pass
-            return v
-        rows = [{k: number(v) for k, v in r.items() if v not in (None, "")} for r in self.metrics.read()]
-        return [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= self.epoch]
 
     def _restore_rng(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
         saved_world, rank = meta.get("world_size", 1), self.dist.rank
