@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 import tempfile
 import threading
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cmmkit.data.download import atomic_write_bytes
 
 #: files older than this (seconds) are removed now and then: Gradio has its copy by then
 KEEP_SECONDS = 3600
@@ -54,10 +55,7 @@ class OutputFiles:
     def _write(self, data: bytes, suffix: str) -> str:
         path = self.folder / f"{hashlib.sha256(data).hexdigest()[:40]}{suffix}"
         if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
+            atomic_write_bytes(path, data)
         with self._lock:
             self._writes += 1
             prune = self._writes % 500 == 0

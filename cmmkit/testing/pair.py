@@ -9,6 +9,7 @@ from typing import Any, Collection, Sequence
 
 import torch
 
+from cmmkit.config import DEFAULT_MODEL
 from cmmkit.modality import Modality, Value, batch_size
 from cmmkit.testing._common import (
     ConformanceError,
@@ -165,14 +166,15 @@ def _check_training(model: Any, config: Any, raw: dict[str, Value], steps: int, 
 
 
 def check_pair(pair: Any, *, config_sets: Sequence[str] = (), preset: str | None = None,
-               data_dir: Path | str | None = None, download: bool = False, model: str = "cmma",
+               data_dir: Path | str | None = None, download: bool = False, model: str = DEFAULT_MODEL,
                batch: int = 8, steps: int = 5, features: int = 8, roundtrip: Collection[str] = ("y",),
                atol: float = 1e-4, run_dir: Path | str | None = None, seed: int = 0) -> PairReport:
     """Check that the registered pair ``pair`` (its name or instance) works with the engine; see
     the module docstring for what is checked. ``config_sets`` are ``--set`` overrides (e.g. small
     networks or splits), ``preset`` the pair's preset (``default`` when None), ``data_dir`` the
     data folder (e.g. a fixture in the official format); ``download`` stays False so that a test
-    never fetches data. ``batch`` examples are checked and ``steps`` optimizer steps taken;
+    never fetches data. ``model`` is the registered model checked with the pair (cmmkit's default
+    model unless named, e.g. ``model="cvae"`` or a plugin's). ``batch`` examples are checked and ``steps`` optimizer steps taken;
     ``roundtrip`` lists the sides whose user form must reproduce prepared values exactly (the
     generated side of e.g. speech through Griffin-Lim cannot). With ``run_dir``, also train one
     epoch there and load it back. Raises :class:`ConformanceError`; returns a :class:`PairReport`."""
