@@ -30,7 +30,10 @@ Groups (see ``docs/plugins/index.md``):
 - demo: :class:`PairDemo`, :class:`ModalityDemo`, :class:`Example`, :class:`View`,
   :class:`Choice`, :class:`Slider`, :class:`Text`, :func:`audio_clip`, :func:`heatmap`;
 - errors and options: :class:`CmmkitError`, :class:`ConfigError`, :class:`DataError`,
-  :class:`CheckpointError`, :class:`PluginError`, :func:`suggest`, :class:`Options`.
+  :class:`CheckpointError`, :class:`PluginError`, :func:`suggest`, :class:`Options`,
+  :func:`build_config`, :func:`get_pair`;
+- testing a plugin: :func:`registered`, :func:`check_pair`, :func:`check_modality`,
+  :class:`ConformanceError` (see ``docs/plugins/testing.md``).
 
 Names load on first use (``from cmmkit.api import Pair`` imports the pair interface, not the
 trainer), so a plugin's ``__init__`` that imports only :data:`hookimpl` stays cheap.
@@ -71,10 +74,18 @@ _WHERE: dict[str, str] = {
                      "heatmap"], "cmmkit.demo.spec"),
     **dict.fromkeys(["CmmkitError", "ConfigError", "DataError", "CheckpointError", "PluginError", "suggest"],
                     "cmmkit.errors"),
-    **dict.fromkeys(["Options"], "cmmkit.config"),
+    **dict.fromkeys(["Options", "build_config"], "cmmkit.config"),
+    **dict.fromkeys(["check_pair", "check_modality", "registered", "ConformanceError"], "cmmkit.testing"),
 }
 
-__all__ = sorted([*_WHERE, "require", "__version__"])
+__all__ = sorted([*_WHERE, "get_pair", "require", "__version__"])
+
+
+def get_pair(name: str) -> Any:
+    """The installed pair registered as ``name`` (a :class:`Pair` instance)."""
+    from cmmkit.registry import get_registry
+
+    return get_registry().pair(name)
 
 
 def require(module: str, extra: str) -> Any:
@@ -104,7 +115,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use
     from cmmkit.cli_plugins import CommandLine
-    from cmmkit.config import Options
+    from cmmkit.config import Options, build_config
     from cmmkit.data.download import (RemoteFile, atomic_path, atomic_write, atomic_write_bytes, cache_root, fetch,
                                       file_digest, resolve_dataset_dir)
     from cmmkit.demo.spec import Choice, Example, ModalityDemo, PairDemo, Slider, Text, View, audio_clip, heatmap
@@ -126,3 +137,4 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from cmmkit.pair import Pair, PairConfig, PairData, PairDataset, TensorPairDataset
     from cmmkit.report import DASH, Column, ReportSection, markdown_table, number
     from cmmkit.runs import TrainedRun, load_data, load_judge, load_run
+    from cmmkit.testing import ConformanceError, check_modality, check_pair, registered

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from cmmkit.data.download import atomic_write_bytes
 from cmmkit.errors import CmmkitError
 
 log = logging.getLogger("cmmkit.cli")  # not __name__, which is "__main__" under `python -m cmmkit.cli`
@@ -144,7 +145,7 @@ def _report(args: argparse.Namespace) -> int:
     for path, text in ((args.output, markdown), (args.csv, csv_text)):
         if path:
             try:
-                Path(path).write_text(text)
+                atomic_write_bytes(Path(path), text.encode("utf-8"))
             except OSError as exc:
                 raise CmmkitError(f"cannot write {path}: {exc.strerror or exc}") from None
     return 0

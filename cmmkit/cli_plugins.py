@@ -6,9 +6,9 @@ and the ``evaluate-edits`` command, the speech plugin ``--speaker``. A plugin's 
 :class:`CommandLine`::
 
     @hookimpl
-    def register_commands(cli):
-        cli.condition("--speaker", key="speaker", help="speaker to condition on")
-        p = cli.command("my-command", help="...")
+    def register_commands(register):      # register: a CommandLine
+        register.condition("--speaker", key="speaker", help="speaker to condition on")
+        p = register.command("my-command", help="...")
         p.add_argument("run")
         p.set_defaults(func=my_handler)   # my_handler(args) -> exit code
 
@@ -104,7 +104,7 @@ def extend(subparsers: Any, commands: dict[str, argparse.ArgumentParser]) -> Com
 
     for impl in load_plugins().hook.register_commands.get_hookimpls():
         try:
-            impl.function(cli=cli)
+            impl.function(register=cli)
         except Exception as exc:  # a broken plugin must not take the command line down
             warnings.warn(f"cmmkit plugin {impl.plugin_name!r} failed in register_commands: {exc!r}", stacklevel=2)
     commands["generate"].set_defaults(condition_flags=list(cli.condition_flags))

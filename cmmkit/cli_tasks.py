@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cmmkit.cli_plugins import CONDITION_PARTS, GENERATE_KWARGS
+from cmmkit.data.download import atomic_write_bytes
 from cmmkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def _infer(args: argparse.Namespace) -> int:
     text = json.dumps(result, indent=2)
     if args.output:
         try:
-            Path(args.output).write_text(text + "\n")
+            atomic_write_bytes(Path(args.output), (text + "\n").encode("utf-8"))
         except OSError as exc:
             raise ConfigError(f"-o {args.output}: cannot write ({exc.strerror or exc})") from None
         print(f"wrote {args.output}")

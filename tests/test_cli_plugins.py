@@ -22,7 +22,8 @@ def _called(args: argparse.Namespace) -> int:
 
 class _Plugin:
     @hookimpl
-    def register_commands(self, cli):
+    def register_commands(self, register):
+        cli = register
         cli.condition("--colour", key="colour", help="a colour")
         cli.condition("--attr", help="added twice: kept once")  # the LFW plugin has it already
         cli.generate_option("--shade", keyword="shade", choices=["dark", "light"], help="a keyword")
@@ -34,7 +35,7 @@ class _Plugin:
 
 class _Broken:
     @hookimpl
-    def register_commands(self, cli):
+    def register_commands(self, register):
         raise RuntimeError("no commands today")
 
 

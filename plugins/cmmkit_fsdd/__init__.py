@@ -40,5 +40,5 @@ def register_pairs(register: Register) -> None:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
-    cli.condition("--speaker", key="speaker", help="speaker to condition on (fsdd_digits_speech: e.g. jackson)")
+def register_commands(register: Any) -> None:
+    register.condition("--speaker", key="speaker", help="speaker to condition on (fsdd_digits_speech: e.g. jackson)")

@@ -30,7 +30,7 @@ def register_models(register: Register) -> None:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
-    from cmmkit_lfw.commands import register
+def register_commands(register: Any) -> None:
+    from cmmkit_lfw.commands import register as register_lfw_commands
 
-    register(cli)
+    register_lfw_commands(register)

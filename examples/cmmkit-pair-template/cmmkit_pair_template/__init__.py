@@ -6,10 +6,8 @@ from typing import Any, Literal
 
 import torch
 
-from cmmkit.hookspecs import Register, hookimpl
-from cmmkit.modalities import ImageOptions, NamedVectorOptions
-from cmmkit.modalities.vector import vector_info
-from cmmkit.pair import Pair, PairConfig, PairData, TensorPairDataset
+from cmmkit.api import (ImageOptions, NamedVectorOptions, Pair, PairConfig, PairData, Register, TensorPairDataset,
+                        hookimpl, vector_info)
 
 __version__ = "0.1.0"
 

@@ -11,15 +11,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, when not installed
 
 import cmmkit_pair_template  # noqa: E402
-from cmmkit.config import build_config  # noqa: E402
-from cmmkit.registry import get_registry  # noqa: E402
-from cmmkit.testing import check_pair, registered  # noqa: E402
+from cmmkit.api import build_config, check_pair, get_pair, registered  # noqa: E402
 
 
 @pytest.fixture
 def pair():
     with registered(cmmkit_pair_template, name="template_shapes"):
-        yield get_registry().pair("template_shapes")
+        yield get_pair("template_shapes")
 
 
 def test_conforms_to_what_cmmkit_expects(pair, tmp_path):
