@@ -6,6 +6,8 @@
     >>> faces = run.generate({"Male": 1, "Eyeglasses": 1})   # PIL images
     >>> edited, attrs = run.edit(["face.jpg"], {"Mustache": 1})   # §4.5
     >>> cmmkit.make_figure("fig6", ["runs/my-run"], Path("fig6.png"))
+
+Writing a plugin (a pair, modality, model or command)? Import from :mod:`cmmkit.api` only.
 """
 
 from __future__ import annotations
