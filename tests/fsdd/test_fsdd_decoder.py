@@ -111,5 +111,5 @@ def test_tiny_cmma_with_the_autoregressive_decoder(tmp_path):
     assert len(out) == 2 and out[0].waveform.shape == (8000,) and out[0].log_mel.shape == (MELS, FRAMES)
     data = run.pair.load(cfg.pair, tmp_path / "data", download=False, progress=False)
     run.model.eval()
-    bound = run.model.evaluate(data.splits["val"].get_batch(torch.arange(4)))["bound"]
+    bound = run.model.evaluate(run.model.prepare(data.splits["val"].get_batch(torch.arange(4))))["bound"]
     assert bound.shape == (4,) and torch.isfinite(bound).all()
