@@ -69,9 +69,9 @@ def fig6(runs: list[Any], opts: FigureOptions) -> tuple[Image.Image, list[str]]:
 
 def _edit_panel(run: Any, faces: list[Image.Image], originals: list[dict[str, float]], rows: list[tuple[str, list[str]]],
                 col_labels: list[str], title: str) -> Image.Image:
-    cells = [faces]
+    cells, x = [faces], run.prepare_x(faces)  # the faces converted once for every row's edit
     for _, names in rows:
-        edited, _ = run.edit(faces, setting(run, names), original=originals)
+        edited, _ = run.edit(x, setting(run, names), original=originals)
         cells.append(edited)
     return labelled_grid(cells, ["input"] + [r for r, _ in rows], col_labels, title)
 
