@@ -16,7 +16,8 @@ KEY_ATTRIBUTES = ["Male", "Asian", "Eyeglasses", "Mouth Slightly Open", "Bushy E
 
 
 def _block(ev: dict[str, Any]) -> dict[str, Any]:
-    return ev.get(MEASURE) or {}
+    block = ev.get(MEASURE)
+    return block if isinstance(block, dict) else {}  # null, or not an object: nothing to show
 
 
 def _auc(value: Any) -> str:
@@ -26,7 +27,7 @@ def _auc(value: Any) -> str:
 
 def key_attributes(evals: list[dict[str, Any]]) -> list[str]:
     """The paper's attributes when the judges know them, else the first judge's own attributes."""
-    judged = [_block(e) for e in evals if e.get(MEASURE)]
+    judged = [_block(e) for e in evals if _block(e)]
     known = {name for f in judged for name in (f.get("auc") or {})}
     keys = [a for a in KEY_ATTRIBUTES if a in known]
     return keys if keys else (list(judged[0].get("auc") or {}) if judged else [])
@@ -41,11 +42,11 @@ class AttributeFidelityReport(ReportSection):
     measure = MEASURE
 
     def columns(self, evals: list[dict[str, Any]]) -> list[Column]:
-        return [Column("Attribute mean AUC (real faces)", _mean_cell, MEASURE)]
+        return [Column("Attribute mean AUC (real faces)", _mean_cell, MEASURE)]  # shown when a run has it
 
     def tables(self, evals: list[dict[str, Any]]) -> list[str]:
         keys = key_attributes(evals)
-        judged = [e for e in evals if e.get(MEASURE)]
+        judged = [e for e in evals if _block(e)]
         if not judged or not keys:
             return []
         rows = [[str(e["model"]), str(e["run"])] + [_auc((_block(e).get("auc") or {}).get(k)) for k in keys]
@@ -63,7 +64,7 @@ class AttributeFidelityReport(ReportSection):
         return out + [(f"auc_{k}", lambda e, k=k: (_block(e).get("auc") or {}).get(k)) for k in key_attributes(evals)]
 
     def warnings(self, evals: list[dict[str, Any]]) -> list[str]:
-        judges = sorted({str(_block(e).get("judge")) for e in evals if e.get(MEASURE)})
+        judges = sorted({str(_block(e).get("judge")) for e in evals if _block(e)})
         if len(judges) > 1:
             return [f"> **Warning:** attribute AUCs come from different judges ({', '.join(judges)}); "
                     "they are not comparable."]
