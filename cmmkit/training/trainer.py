@@ -2,8 +2,8 @@
 
 Per batch, the loop prepares the raw batch once and lets the model take its whole step
 (``model.train_step(batch, optimizers)``: one update for CMMA, a discriminator and a generator
-update from one forward pass for a GAN); it never branches on the kind of model. Per epoch it validates (the model's
-``evaluate``, under a fixed seed so epochs are comparable), writes a preview PNG, an atomic
+update from one forward pass for a GAN); it never branches on the kind of model. Per epoch it
+validates (the model's ``evaluate``, under a fixed seed so epochs are comparable), writes a preview PNG, an atomic
 checkpoint and then the epoch's metrics row. Resuming restores weights, optimizer and RNG state
 and the epoch's partial sums, and the epoch's shuffle is derived from (seed, epoch), so 2 epochs
 straight equal 1 epoch + resume + 1 epoch, and a resume mid-epoch continues exactly.
