@@ -9,8 +9,9 @@ import torch
 import torch.multiprocessing as mp
 
 from cmmkit.config import build_config
+from cmmkit.hookspecs import hookimpl
 from cmmkit.modalities.image import ImageModality
-from cmmkit.models.cgan import CGAN
+from cmmkit.models.cgan import CGAN, CGANConfig
 from cmmkit.runs import train
 from cmmkit.training.trainer import Trainer
 
@@ -111,3 +112,49 @@ def test_gradients_are_averaged_over_ranks_as_ddp_did(tmp_path):
     for rank in (0, 1):
         a, b, c = results[rank]
         assert a == [1.5, 1.5] and b == [2.0, 2.0] and c is None
+
+
+class _TwoCriticConfig(CGANConfig):
+    name: str = "cgan_2critic"
+
+
+class _TwoCritic(CGAN):
+    """A plugin's GAN with two discriminator updates per generator update (n-critic, WGAN-style):
+    a step the old per-optimizer contract could not express, trained by the unchanged trainer."""
+
+    name = "cgan_2critic"
+    Config = _TwoCriticConfig
+
+    def train_step(self, batch, optimizers):
+        x, y = batch["x"], batch["y"]
+        for _ in range(2):
+            d_loss, logs = self.discriminator_loss(x, y, self._fake(y).detach())
+            optimizers["discriminator"].minimize(d_loss)
+        g_loss = self.generator_loss(self._fake(y), y)
+        optimizers["generator"].minimize(g_loss)
+        return {"loss_discriminator": d_loss.detach(), **logs, "loss_generator": g_loss.detach()}
+
+
+class _Plugin:
+    @hookimpl
+    def register_models(self, register):
+        register(_TwoCritic)
+
+
+def test_a_plugin_model_owning_an_n_critic_step_trains_and_resumes_through_the_one_trainer(synthetic_pair,
+                                                                                             tmp_path):
+    from cmmkit.runs import resume
+    from cmmkit.testing import registered
+    from cmmkit.training.checkpoint import load_checkpoint
+
+    adam = "{name: Adam, lr: 0.001}"
+    sets = ["train.epochs=1", f"train.group_optimizers.discriminator={adam}", f"train.group_optimizers.generator={adam}"]
+    with registered(_Plugin(), name="two-critic-test-plugin"):
+        train(build_config("synthetic", model="cgan_2critic", sets=sets), tmp_path / "r", progress=False)
+        _, state, meta = load_checkpoint(tmp_path / "r" / "checkpoint.safetensors")
+        steps = {g: int(s["state"][0]["step"]) for g, s in state["optimizers"].items()}
+        assert meta["step"] == 4 and steps == {"discriminator": 8, "generator": 4}
+        resume(tmp_path / "r", overrides={"train": {"epochs": 2}}, progress=False)
+        _, state, meta = load_checkpoint(tmp_path / "r" / "checkpoint.safetensors")
+        assert {g: int(s["state"][0]["step"]) for g, s in state["optimizers"].items()} == {"discriminator": 16,
+                                                                                           "generator": 8}
