@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from cmmkit.api import ConfigError, DataError, Decoder, DiagonalGaussian, Modality, ModalityOptions
 from cmmkit_fsdd import wav
+from cmmkit_fsdd.temporal import Laplace
 from cmmkit_fsdd.frames import bounded_logvar  # noqa: F401  (also this module's name for it)
 
 _PADDED = 128  # frames are padded to a power of two for the stride-2 convolutions
@@ -45,8 +46,8 @@ class LogMelOptions(ModalityOptions):
     latent_positions: int = Field(0, ge=0, description="temporal: read z as this many time positions of "
                                   "latent_dim/positions features each (a time-positional latent); 0: a dense map "
                                   "of z to the first positions (a global latent)")
-    likelihood: Literal["gaussian", "laplace"] = Field("gaussian", description="temporal: the per-bin density "
-                                                       "(the variance bounds apply to its variance)")
+    likelihood: Literal["gaussian", "laplace"] = Field("gaussian", description="conv and temporal: the per-bin "
+                                                       "density (the variance bounds apply to its variance)")
     ar_context: int = Field(64, ge=1, description="autoregressive: features per frame of the conditioning from z")
     ar_prenet: int = Field(128, ge=1, description="autoregressive: units of the prenet reading the previous frame")
     ar_hidden: int = Field(256, ge=1, description="autoregressive: GRU state size")
@@ -91,11 +92,13 @@ class SpectrogramEncoder(nn.Module):
 
 
 class GaussianSpectrogramDecoder(Decoder):
-    """h -> N(mu, diag(exp(logvar))) over the normalised log-mel bins (transposed convolutions)."""
+    """h -> N(mu, diag(exp(logvar))) over the normalised log-mel bins (transposed convolutions), or a
+    :class:`~cmmkit_fsdd.temporal.Laplace` with that variance (``likelihood="laplace"``)."""
 
     def __init__(self, in_features: int, mels: int, frames: int, opts: LogMelOptions) -> None:
         super().__init__()
         self.frames, self.floor, self.ceiling = frames, opts.logvar_floor, opts.logvar_ceiling
+        self.likelihood = opts.likelihood
         self.h0, self.w0 = mels // 2**opts.layers, _PADDED // 2**opts.layers
         self.c0 = opts.base_channels * 2 ** (opts.layers - 1)
         self.fc = nn.Sequential(nn.Linear(in_features, self.c0 * self.h0 * self.w0), _act())
@@ -107,10 +110,12 @@ class GaussianSpectrogramDecoder(Decoder):
         mods.append(nn.ConvTranspose2d(c, 2, 4, 2, 1))
         self.deconv = nn.Sequential(*mods)
 
-    def forward(self, h: torch.Tensor) -> DiagonalGaussian:
+    def forward(self, h: torch.Tensor) -> "DiagonalGaussian | Laplace":
         out = self.deconv(self.fc(h).view(-1, self.c0, self.h0, self.w0))[..., : self.frames]
-        mu, raw = out[:, 0], out[:, 1]
-        return DiagonalGaussian(mu, bounded_logvar(raw, self.floor, self.ceiling), event_dims=2)
+        mu, logvar = out[:, 0], bounded_logvar(out[:, 1], self.floor, self.ceiling)
+        if self.likelihood == "laplace":  # variance 2 b^2 -> log b
+            return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=2)
+        return DiagonalGaussian(mu, logvar, event_dims=2)
 
 
 class LogMelModality(Modality):
@@ -168,8 +173,8 @@ class LogMelModality(Modality):
 
     def decoder(self, in_features: int) -> Decoder:
         o = self.options
-        if o.likelihood != "gaussian" and o.decoder != "temporal":
-            raise ConfigError(f"log_mel: likelihood={o.likelihood!r} needs decoder=temporal")
+        if o.likelihood != "gaussian" and o.decoder == "autoregressive":
+            raise ConfigError(f"log_mel: likelihood={o.likelihood!r} needs decoder=conv or temporal")
         if o.decoder == "temporal":
             from cmmkit_fsdd.temporal import TemporalDecoder
 

@@ -39,8 +39,10 @@ def test_shapes_and_options():
     assert _modality().decoder(7).generate(torch.randn(2, 7)).shape == (2, MELS, FRAMES)  # dense: any size
     with pytest.raises(ConfigError, match="latent_positions=16 must divide the latent size"):
         mod.decoder(24)
-    with pytest.raises(ConfigError, match="needs decoder=temporal"):
-        LogMelModality(LogMelOptions(base_channels=4, likelihood="laplace"), INFO).decoder(8)
+    assert isinstance(LogMelModality(LogMelOptions(base_channels=4, likelihood="laplace"), INFO).decoder(8)(
+        torch.randn(2, 8)), Laplace)  # the conv decoder too
+    with pytest.raises(ConfigError, match="needs decoder=conv or temporal"):
+        LogMelModality(LogMelOptions(base_channels=4, decoder="autoregressive", likelihood="laplace"), INFO).decoder(8)
     with pytest.raises(ConfigError, match="flat latent"):
         dec.log_prob(torch.randn(3, 5, 32), x)
 
