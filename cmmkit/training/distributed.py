@@ -79,11 +79,12 @@ class Dist:
                          + [torch.tensor([float(p.grad is not None) for p in params], dtype=ref.dtype,
                                          device=ref.device)])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        present = flat[-len(params):].tolist()  # one host sync
+        missing = any(p.grad is None for p in params)
+        present = flat[-len(params):].tolist() if missing else None  # a host sync only when needed
         offset = 0
         for i, p in enumerate(params):
             n = p.numel()
-            if present[i] > 0:
+            if p.grad is not None or (present is not None and present[i] > 0):
                 mean = flat[offset:offset + n].view_as(p).div_(self.world).to(p.dtype)
                 if p.grad is None:
                     p.grad = mean.clone()
