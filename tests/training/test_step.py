@@ -98,7 +98,10 @@ def _average_on_rank(rank: int, world: int, init: str, out: dict) -> None:
         a.grad = torch.full((2,), float(rank + 1))  # ranks 1 and 2 -> mean 1.5
         b.grad = torch.ones(2) * 4 if rank == 0 else None  # missing on rank 1: counts as zeros -> 2
         Dist(rank=rank, world=world).average_gradients_([a, b, c])
-        out[rank] = (a.grad.tolist(), b.grad.tolist(), c.grad)
+        d = torch.nn.Parameter(torch.zeros(3))
+        d.grad = torch.full((3,), 2.0 * rank)  # every rank has it: no flags read -> mean 1
+        Dist(rank=rank, world=world).average_gradients_([d])
+        out[rank] = (a.grad.tolist(), b.grad.tolist(), c.grad, d.grad.tolist())
     finally:
         dist.destroy_process_group()
 
@@ -110,8 +113,8 @@ def test_gradients_are_averaged_over_ranks_as_ddp_did(tmp_path):
         mp.spawn(_average_on_rank, args=(2, init, out), nprocs=2, join=True)
         results = dict(out)
     for rank in (0, 1):
-        a, b, c = results[rank]
-        assert a == [1.5, 1.5] and b == [2.0, 2.0] and c is None
+        a, b, c, d = results[rank]
+        assert a == [1.5, 1.5] and b == [2.0, 2.0] and c is None and d == [1.0, 1.0, 1.0]
 
 
 class _TwoCriticConfig(CGANConfig):
