@@ -76,6 +76,22 @@ class OptimizerConfig(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for the optimizer")
 
 
+class SpeedConfig(_Strict):
+    """How the training step uses the hardware (docs/training.md, "Speed"). None changes the
+    model; each changes results at most by float rounding (``autocast`` by bf16 rounding)."""
+
+    fused_optimizer: bool = Field(True, description="the optimizer's fused kernel (Adam, AdamW, SGD, Adagrad) "
+                                  "unless train.optimizer.kwargs sets fused or foreach; 2.7x faster Adam on CPU")
+    compile: bool = Field(False, description="torch.compile the model's training_loss (off: on this CPU it "
+                          "cost 2 min to compile and made the LFW step 15% slower)")
+    channels_last: Literal["auto", "on", "off"] = Field(
+        "auto", description="channels_last weights and images (auto: on CUDA only; no gain measured on CPU)")
+    autocast: Literal["off", "bf16"] = Field(
+        "off", description="bf16 mixed precision of the loss's forward pass on CUDA (ignored on CPU)")
+    tf32: bool = Field(True, description="TF32 matmuls and convolutions on CUDA (Ampere and newer)")
+    pin_memory: bool = Field(True, description="page-locked batches copied with non_blocking=True on CUDA")
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -96,6 +112,7 @@ class TrainConfig(_Strict):
     checkpoint_every_minutes: float = Field(
         5.0, ge=0, description="also checkpoint mid-epoch after this many minutes of training (0: only at epoch "
                                "ends); a SIGKILL loses at most this much work")
+    speed: SpeedConfig = Field(default_factory=SpeedConfig, description="hardware settings of the step")
 
 
 class RunConfig(_Strict):

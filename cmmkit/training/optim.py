@@ -40,11 +40,26 @@ def make_optimizers(model: ConditionalModel, train: TrainConfig) -> dict[str, to
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise ConfigError(f"train.optimizer.name: {cfg.name!r} is not a torch.optim optimizer "
                               "(e.g. Adagrad, Adam, SGD)")
+        kwargs = dict(cfg.kwargs)
+        if train.speed.fused_optimizer and not {"fused", "foreach"} & set(kwargs) and _has_fused(cls, params):
+            kwargs["fused"] = True  # one kernel per parameter instead of ~6 ops: same update up to rounding
         try:
-            out[name] = cls(params, lr=cfg.lr, **cfg.kwargs)
+            out[name] = cls(params, lr=cfg.lr, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"train.optimizer.kwargs: {cfg.name} rejected them: {exc}") from None
     return out
+
+
+#: torch.optim classes with a fused CPU and CUDA kernel in torch >= 2.4 (others keep their default)
+FUSED = ("Adam", "AdamW", "SGD", "Adagrad")
+
+#: implementation choices, not hyperparameters: a resume may change them without a note
+IMPLEMENTATION_KEYS = frozenset({"fused", "foreach", "capturable", "differentiable"})
+
+
+def _has_fused(cls: type[torch.optim.Optimizer], params: list[torch.nn.Parameter]) -> bool:
+    return (cls.__name__ in FUSED and cls.__module__.startswith("torch.optim")
+            and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params))
 
 
 def rng_state() -> dict[str, Any]:
@@ -111,7 +126,7 @@ def restore_optimizers(optimizers: dict[str, torch.optim.Optimizer], state: dict
                     changed = abs(saved - value) > 1e-9 * max(abs(value), 1e-12)
                 else:
                     changed = saved != value
-                if changed:
+                if changed and key not in IMPLEMENTATION_KEYS:
                     notes.append(f"{name}.{key}: {saved!r} -> {value!r}")
                 group[key] = value
     return notes

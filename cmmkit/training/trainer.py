@@ -33,7 +33,7 @@ from cmmkit.logs import no_bar
 from cmmkit.modality import batch_size, to_device
 from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import PairData
-from cmmkit.training import faults
+from cmmkit.training import faults, speed
 from cmmkit.training.checkpoint import nonfinite
 from cmmkit.training.distributed import current
 from cmmkit.training.metrics import MetricsLog
@@ -71,6 +71,7 @@ class Trainer:
         if self.dist.active and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.model.to(self.device)
+        speed.configure(self.model, self.device, self.tc.speed)  # TF32, channels_last, compile (train.speed)
         self.optimizers = make_optimizers(model, self.tc)
         self.dist.broadcast_module_(model)  # under torchrun: rank 0's weights everywhere
         self.step_optimizers = StepOptimizers(self.optimizers, self.dist)  # they average gradients over ranks
@@ -256,7 +257,7 @@ class Trainer:
         try:
             for k in range(self.batch_in_epoch, len(batches)):
                 mine = batches[k][self.dist.rank::self.dist.world]  # this rank's shard of the global batch
-                batch = self.model.prepare(to_device(dataset.get_batch(mine), self.device))  # once per batch
+                batch = self._prepare(dataset.get_batch(mine))  # once per batch
                 self._save_safe = False
                 logs = self.train_step(batch)
                 self._save_safe = True
@@ -282,6 +283,11 @@ class Trainer:
         keys = list(self.epoch_sums)  # the same order on every rank (the same model code)
         sums = self.dist.all_sum_(torch.stack([self.epoch_sums[k] for k in keys])) if keys else torch.zeros(0)
         return {key: float(v) / count for key, v in zip(keys, sums.tolist())}, self.epoch_images, self.epoch_seconds
+
+    def _prepare(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """A raw training batch on the device (pinned, non-blocking on CUDA), prepared by the model."""
+        sp = self.tc.speed
+        return speed.format_batch(self.model.prepare(speed.to_device(raw, self.device, sp)), self.device, sp)
 
     def _decide(self, every: float, last: bool) -> tuple[int | None, bool]:
         """After a step: (signal to stop on, timed checkpoint due); raises on a non-finite loss. Under

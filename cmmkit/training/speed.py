@@ -1,0 +1,78 @@
+"""How the training step uses the hardware: ``train.speed`` (docs/training.md, "Speed").
+
+Measured on the 2-core CPU this project runs on (benchmarks/README.md): the fused Adam kernel
+(:func:`cmmkit.training.optim.make_optimizers`, on by default) takes 4.0 ms of CPU per LFW default
+step against 10.8 ms for the per-parameter loop; oneDNN (``torch.backends.mkldnn``, on by default
+in PyTorch) halves the step against the native convolutions; channels_last changed nothing
+measurable on CPU; ``torch.compile`` of the loss took ~2 minutes to compile and made the step
+~15% slower, so it is opt-in. On CUDA the defaults add TF32 matmuls, channels_last, page-locked
+batches and non-blocking copies; bf16 autocast of the loss is opt-in (``train.speed.autocast``).
+None of these changes the model; each changes results at most by float rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from cmmkit.config import SpeedConfig
+from cmmkit.models.base import ConditionalModel
+
+log = logging.getLogger(__name__)
+
+
+def channels_last(device: torch.device, speed: SpeedConfig) -> bool:
+    """Whether weights and 4-d images use the channels_last memory format on ``device``."""
+    return speed.channels_last == "on" or (speed.channels_last == "auto" and device.type == "cuda")
+
+
+def configure(model: ConditionalModel, device: torch.device, speed: SpeedConfig) -> None:
+    """Apply the settings that live on the model or in torch's global flags (once, at start)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = speed.tf32
+        torch.backends.cudnn.allow_tf32 = speed.tf32
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest conv algorithm once
+    if channels_last(device, speed):
+        model.to(memory_format=torch.channels_last)  # only 4-d weights change; the rest is untouched
+    if speed.compile or (speed.autocast != "off" and device.type == "cuda"):
+        _wrap_loss(model, device, speed)
+
+
+def _wrap_loss(model: ConditionalModel, device: torch.device, speed: SpeedConfig) -> None:
+    """Compile and/or autocast the model's ``training_loss`` (the forward pass and loss of the
+    default step), so the backward pass and the optimizer step stay outside autocast."""
+    if type(model).training_loss is ConditionalModel.training_loss:
+        log.warning("train.speed: model %r owns its train_step without a training_loss; compile and autocast "
+                    "apply to training_loss only, so it runs eagerly in float32", model.name)
+        return
+    loss = model.training_loss
+    if speed.compile:
+        loss = torch.compile(loss)
+    if speed.autocast != "off" and device.type == "cuda":
+        loss = torch.autocast("cuda", dtype=torch.bfloat16)(loss)
+    model.training_loss = loss  # type: ignore[method-assign]
+
+
+def to_device(value: Any, device: torch.device, speed: SpeedConfig) -> Any:
+    """A raw batch (tensor or nested dict) on ``device``: on CUDA from page-locked memory with a
+    non-blocking copy (the step's kernels queue behind it), elsewhere as it is."""
+    if isinstance(value, dict):
+        return {k: to_device(v, device, speed) for k, v in value.items()}
+    if not isinstance(value, torch.Tensor) or value.device == device:
+        return value
+    if device.type == "cuda" and speed.pin_memory and value.device.type == "cpu":
+        value = value.pin_memory()
+    return value.to(device, non_blocking=True)
+
+
+def format_batch(value: Any, device: torch.device, speed: SpeedConfig) -> Any:
+    """A prepared batch with its 4-d float tensors (images) in channels_last when that is on."""
+    if not channels_last(device, speed):
+        return value
+    if isinstance(value, dict):
+        return {k: format_batch(v, device, speed) for k, v in value.items()}
+    if isinstance(value, torch.Tensor) and value.dim() == 4 and value.is_floating_point():
+        return value.contiguous(memory_format=torch.channels_last)
+    return value

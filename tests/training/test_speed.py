@@ -1,0 +1,139 @@
+"""``train.speed`` (issue 14, speed on one machine): the fused optimizer by default and only where
+the user did not choose, resumes across implementations without notes, the CUDA-only settings
+leave a CPU batch untouched, and the LFW faces stay a view of the memory-mapped cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cmmkit.config import SpeedConfig, build_config
+from cmmkit.errors import ConfigError
+from cmmkit.modalities.image import ImageModality
+from cmmkit.training import speed
+from cmmkit.training.optim import make_optimizers, restore_optimizers
+
+
+class _Net(nn.Module):
+    name = "net"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"main": list(self.parameters())}
+
+
+def _train(*sets: str):
+    return build_config("lfw_faces_attrs", preset="tiny", sets=list(sets)).train
+
+
+@pytest.mark.parametrize(("sets", "fused"), [
+    ((), True),  # Adam of the preset: fused by default
+    (("train.optimizer.name=Adagrad",), True),
+    (("train.speed.fused_optimizer=false",), None),
+    (("train.optimizer.kwargs={foreach: false}",), None),  # the user's choice wins
+    (("train.optimizer.kwargs={fused: false}",), False),
+    (("train.optimizer.name=RMSprop",), None),  # no fused kernel: left as torch makes it
+])
+def test_fused_kernel_by_default_unless_chosen(sets, fused):
+    opt = make_optimizers(_Net(), _train(*sets))["main"]
+    assert opt.param_groups[0].get("fused") is fused
+
+
+def test_fused_and_loop_adam_agree_to_rounding():
+    torch.manual_seed(0)
+    nets = [_Net(), _Net()]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [make_optimizers(nets[0], _train())["main"],
+            make_optimizers(nets[1], _train("train.speed.fused_optimizer=false"))["main"]]
+    x = torch.randn(8, 3, 5, 5)
+    for _ in range(20):
+        for net, opt in zip(nets, opts):
+            opt.zero_grad()
+            net.fc(net.conv(x).mean((2, 3))).square().sum().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_across_implementations_keeps_state_and_notes_only_hyperparameters(tmp_path):
+    net = _Net()
+    old = make_optimizers(net, _train("train.speed.fused_optimizer=false"))
+    net.fc(net.conv(torch.randn(2, 3, 5, 5)).mean((2, 3))).sum().backward()
+    old["main"].step()
+    state = {"optimizers": {"main": old["main"].state_dict()}}
+    new = make_optimizers(net, _train("train.optimizer.lr=0.005"))
+    notes = restore_optimizers(new, state, {"step": 1}, _train("train.optimizer.lr=0.005"), tmp_path / "ck")
+    assert notes == ["main.lr: 0.002 -> 0.005"]  # not "main.fused: None -> True"
+    assert new["main"].param_groups[0]["fused"] is True
+    assert int(new["main"].state[net.fc.weight]["step"]) == 1
+    new["main"].step()  # the loop's saved state runs under the fused kernel
+    assert int(new["main"].state[net.fc.weight]["step"]) == 2
+
+
+def test_speed_config_is_strict():
+    with pytest.raises(ConfigError, match="speed"):
+        build_config("lfw_faces_attrs", sets=["train.speed.autocast=fp8"])
+    with pytest.raises(ConfigError, match="speed"):
+        build_config("lfw_faces_attrs", sets=["train.speed.fast=true"])
+
+
+def test_cpu_batches_are_left_as_they_are_by_default():
+    cpu, sp = torch.device("cpu"), SpeedConfig()
+    x = torch.rand(2, 3, 8, 8)
+    assert speed.to_device({"x": x}, cpu, sp)["x"] is x
+    assert speed.format_batch({"x": x}, cpu, sp)["x"] is x
+    assert not speed.channels_last(cpu, sp) and speed.channels_last(torch.device("cuda"), sp)
+    on = SpeedConfig(channels_last="on")
+    out = speed.format_batch({"x": x, "y": torch.rand(2, 5)}, cpu, on)
+    assert out["x"].is_contiguous(memory_format=torch.channels_last) and torch.equal(out["x"], x)
+    net = _Net()
+    speed.configure(net, cpu, on)
+    assert net.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_image_prepare_of_a_strided_gather_equals_the_contiguous_one():
+    nhwc = torch.randint(0, 256, (6, 8, 8, 3), dtype=torch.uint8)
+    view = nhwc.permute(0, 3, 1, 2)[torch.tensor([4, 1, 2])]  # as from the memory-mapped LFW cache
+    assert not view.is_contiguous()
+    mod = ImageModality(ImageModality.Options(), {"channels": 3, "height": 8, "width": 8})
+    torch.manual_seed(1)
+    a = mod.prepare(view)
+    torch.manual_seed(1)
+    b = mod.prepare(view.contiguous())
+    assert a.is_contiguous() and torch.equal(a, b)
+
+
+def _mapped_file(t: torch.Tensor) -> str | None:
+    ptr = t.untyped_storage().data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split()
+        lo, hi = (int(v, 16) for v in parts[0].split("-"))
+        if lo <= ptr < hi:
+            return parts[5] if len(parts) > 5 else None
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_lfw_faces_are_a_view_of_the_memory_mapped_cache(tmp_path, monkeypatch):
+    from lfw_fixtures import make_lfw_fixture
+
+    from cmmkit.runs import load_data
+
+    monkeypatch.setenv("CMMKIT_CACHE", str(tmp_path / "cache"))
+    fx = make_lfw_fixture(tmp_path / "lfw", n_people=6, rows=30, real_valued=False)
+    cfg = build_config("lfw_faces_attrs", preset="tiny", sets=[f"data.data_dir={fx['folder']}",
+                                                               "pair.train_size=20", "pair.val_size=5"])
+    data = load_data(cfg, progress=False)
+    train, val = data.splits["train"], data.splits["val"]
+    where = _mapped_file(train.x)
+    assert where is not None and where.endswith(".npy") and str(tmp_path / "cache") in where
+    assert _mapped_file(val.x) == where  # the splits share the one mapping
+    assert train.x.shape[1:] == (3, 64, 64)
+    assert torch.equal(train.x[3].permute(1, 2, 0), torch.from_numpy(fx["faces"][3]))
