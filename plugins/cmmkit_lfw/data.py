@@ -253,7 +253,7 @@ def _cache_name(source: FaceSource, table: AttributeTable, keys: list[str]) -> s
 def _open_cache(path: Path, count: int) -> np.ndarray | None:
     """The cached faces, or None if absent, unreadable or of the wrong shape (then rebuilt)."""
     try:
-        faces = np.load(path, mmap_mode="r")
+        faces = np.load(path, mmap_mode="c")  # copy-on-write: writable for torch, the file never changes
     except (OSError, ValueError):
         return None
     return faces if faces.dtype == np.uint8 and faces.shape == (count, *FACE_SHAPE) else None
@@ -291,7 +291,7 @@ def load_faces(source: FaceSource, table: AttributeTable, cache_dir: Path, *, pr
                 out[i] = image
             out.flush()
             del out
-        faces = np.load(cache_path, mmap_mode="r")
+        faces = np.load(cache_path, mmap_mode="c")
     index = np.asarray(kept, dtype=np.int64)
     return LFWData(
         faces=faces,

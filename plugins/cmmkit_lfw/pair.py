@@ -138,7 +138,9 @@ class LFWFacesAttrs(Pair):
             fetch(LFWCROP, folder, download=True, progress=progress)
             source = FaceSource.open(folder)
         lfw = load_faces(source, table, cache_root() / DATASET, progress=progress)
-        faces = torch.from_numpy(np.array(lfw.faces)).permute(0, 3, 1, 2).contiguous()  # into RAM, once
+        # (N, C, H, W) view of the memory-mapped (N, H, W, C) cache: pages shared by every process
+        # (torchrun ranks, evaluations), never copied; a batch's gather is made contiguous by prepare
+        faces = torch.from_numpy(lfw.faces).permute(0, 3, 1, 2)
         attrs = torch.from_numpy(np.asarray(lfw.attributes, dtype=np.float32))
         if config.binarize:
             attrs = torch.where(attrs > 0, 1.0, -1.0)
