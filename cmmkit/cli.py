@@ -124,12 +124,26 @@ def _pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count_or_all(text: str) -> int | None:
+    """A positive count, or ``all`` (None: no cap)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number or 'all', got {value}")
+    return value
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from cmmkit.evaluation.evaluate import EVAL_FILE, EvalOptions, evaluate_run
     from cmmkit.report import report_table
 
     opts = EvalOptions(split=args.split, k=args.k, is_examples=args.is_examples, parzen_samples=args.parzen_samples,
-                       parzen=not args.no_parzen, parzen_val_examples=args.parzen_val_examples, judge=args.judge,
+                       parzen=not args.no_parzen, parzen_val_examples=args.parzen_val_examples,
+                       parzen_examples=args.parzen_examples, judge=args.judge,
                        seeds=args.seeds, max_examples=args.max_examples, data_dir=args.data_dir, device=args.device)
     result = evaluate_run(args.run, opts, progress=not args.no_progress)
     print(report_table([result])[0])
@@ -182,7 +196,10 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run folder written by `cmmkit train`")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument("--k", type=int, default=1000, help="importance samples per example (default 1000)")
-    e.add_argument("--is-examples", type=int, help="importance-sample only the first N examples (it is the slow part)")
+    e.add_argument("--is-examples", type=_count_or_all, default=100, metavar="N|all",
+                   help="importance-sample the first N examples (default 100; 'all': every one; K decoder passes each)")
+    e.add_argument("--parzen-examples", type=_count_or_all, default=500, metavar="N|all",
+                   help="Parzen on the first N examples (default 500; 'all': every one; S decoder passes each, per seed)")
     e.add_argument("--parzen-samples", type=int, default=100, help="samples from p(x|y) per example for Parzen")
     e.add_argument("--parzen-val-examples", type=int, default=200, help="validation examples for choosing sigma")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen-window estimate")

@@ -61,7 +61,11 @@ class EvalOptions(Options):
 
     split: str = "test"
     k: int = PydField(1000, ge=1, description="importance samples per example")
-    is_examples: int | None = PydField(None, ge=1, description="importance-sample the first N examples only (None: all)")
+    # The defaults keep `cmmkit evaluate` in minutes on a CPU: importance sampling costs K decoder
+    # passes per example and Parzen S per example and seed (benchmarks/eval_throughput.py projects
+    # the time from the decoder's measured throughput). None means every example of the split.
+    is_examples: int | None = PydField(100, ge=1, description="importance-sample the first N examples only (None: all)")
+    parzen_examples: int | None = PydField(500, ge=1, description="Parzen on the first N examples only (None: all)")
     parzen_samples: int = PydField(100, ge=1, description="S, samples from p(x|y) per example")
     parzen: bool = True
     parzen_val_examples: int = PydField(200, ge=1, description="validation examples used to choose σ")
@@ -134,7 +138,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
 
     if opts.parzen and "parzen" in metrics:
         start = time.perf_counter()
-        out["parzen"] = _parzen(run, data.splits["val"], dataset, n, opts, progress)
+        out["parzen"] = _parzen(run, data.splits["val"], dataset, min(n, opts.parzen_examples or n), opts, progress)
         out["seconds"]["parzen"] = time.perf_counter() - start
 
     ctx = EvalContext(run, dataset, n, opts, progress, dict(data.splits))

@@ -78,3 +78,21 @@ def test_a_deterministic_model_reports_its_exact_likelihood_as_the_bound(tmp_pat
     result = evaluate_run(run, _opts(parzen=False), progress=False)
     assert result["bound"]["nats"] == result["bound"]["nats"]  # a number, not NaN
     assert result["importance_sampling"] is None  # no latent to sample
+
+
+def test_example_caps_default_and_all(runs, capsys):
+    """The defaults cap the slow measures (IS: 100 examples, Parzen: 500); 'all' lifts a cap; a bad
+    count is refused by name."""
+    assert EvalOptions().is_examples == 100 and EvalOptions().parzen_examples == 500
+    assert main(["evaluate", str(runs["cmma"]), "--k", "5", "--is-examples", "7", "--parzen-examples", "9",
+                 "--parzen-samples", "5", "--parzen-val-examples", "8", "--no-progress"]) == 0
+    saved = json.loads((runs["cmma"] / "eval.json").read_text())
+    assert saved["importance_sampling"]["examples"] == 7 and saved["parzen"]["examples"] == 9
+    assert main(["evaluate", str(runs["cmma"]), "--k", "5", "--is-examples", "all", "--parzen-examples", "ALL",
+                 "--parzen-samples", "5", "--parzen-val-examples", "8", "--no-progress"]) == 0
+    saved = json.loads((runs["cmma"] / "eval.json").read_text())
+    assert saved["importance_sampling"]["examples"] == 32 and saved["parzen"]["examples"] == 32
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(runs["cmma"]), "--is-examples", "0"])
+    assert "--is-examples: expected a positive whole number or 'all', got 0" in capsys.readouterr().err
