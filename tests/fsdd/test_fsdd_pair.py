@@ -69,6 +69,14 @@ def test_train_generate_judge_evaluate(tmp_path, folder, capsys):
     assert grid.main([str(run.path), "--speaker", "jackson", "--data-dir", str(folder), "--sampled",
                       "-o", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").stat().st_size > 0
+    from cmmkit_fsdd import diagnose  # where the digit is lost: posterior vs prior decodes, mismatch
+
+    capsys.readouterr()
+    assert diagnose.main([str(run.path), "--judge", str(judge.path), "--data-dir", str(folder)]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert printed["posterior mean, decoder noise 1"].startswith("digit ") and "speaker" in printed["prior mean, decoder mean"]
+    assert printed["active dims"].endswith("of 8") and float(printed["kl"]) >= 0
+    assert float(printed["nearest train posterior mean from a prior sample"]) > 0
 
     edited = load_run(run.path).x.from_user([wav_path])  # users' WAV files read back
     assert edited.shape == (1, 8000)  # raw x: the waveform

@@ -1,0 +1,108 @@
+"""Where a speech run loses the digit: the speech judge on decodes from the posterior and the prior.
+
+    python -m cmmkit_fsdd.diagnose RUN --judge JUDGE [--split test]
+
+For every example of the split (test by default) it judges, as ``cmmkit evaluate`` does (cmmkit's
+vocoder, 16-bit samples, the speech judge):
+
+- ``posterior mean, decoder mean``: the recording's own z (the mean of q(z | x, y)) decoded at the
+  decoder's mean: how much of the digit the decoder can render at all (a ceiling for noise 0);
+- ``posterior mean, decoder noise 1``: the same z with the decoder's per-bin noise: what that noise
+  alone costs (the gap between noise 0 and noise 1 that z does not cause);
+- ``prior mean`` / ``prior sample`` / ``prior sample at 0.5``: z from p(z | y) (noise 0, 1 and 0.5),
+  decoder mean;
+
+then the prior-posterior mismatch: the KL, the mean standard deviations of q and p, the
+second moment of the test posteriors in the prior's units (E[(mu_q - mu_p)^2 / var_p + var_q /
+var_p], 1 when p(z | y) has the spread of the posteriors of its condition), the active latent
+dimensions, and how far a prior sample lies from the nearest training posterior mean of its
+condition compared with a test recording's posterior mean (in the prior's standard deviations):
+a prior sample much farther away than a real recording is off the data the decoder was trained on.
+Also the decoder's standard deviation and the residual of its mean in speech bins (normalised units).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _judge(run: Any, listener: Any, prepared: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    speech = run.x.to_user(prepared)
+    audio = torch.stack([(s.waveform.clamp(-1, 1) * 32767).round() / 32768 for s in speech])  # as a 16-bit WAV
+    digit_logits, speaker_logits = listener.logits(audio)
+    digit = float((digit_logits.argmax(-1) == run.y.digit_class(y)).float().mean())
+    speaker = float((speaker_logits.argmax(-1) == run.y.speaker_class(y)).float().mean()) if speaker_logits is not None \
+        and run.y.with_speaker else float("nan")
+    return digit, speaker
+
+
+@torch.no_grad()
+def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int = 0) -> dict[str, Any]:
+    """The measures listed in the module docstring, as a dict (accuracies are (digit, speaker))."""
+    torch.manual_seed(seed)
+    model, x_mod = run.model, run.x
+    model.eval()
+    part, train = data.splits[split], data.splits["train"]
+    x, y = x_mod.prepare(part.x), part.y
+    q, p = model.posterior(x, y), model.prior(y)
+    dec = model.decoder
+    out: dict[str, Any] = {
+        "posterior mean, decoder mean": _judge(run, listener, dec.generate(q.mu, 0.0), y),
+        "posterior mean, decoder noise 1": _judge(run, listener, dec.generate(q.mu, 1.0), y),
+        "prior mean, decoder mean": _judge(run, listener, dec.generate(p.mu, 0.0), y),
+        "prior sample, decoder mean": _judge(run, listener, dec.generate(p.rsample(1.0), 0.0), y),
+        "prior sample at 0.5, decoder mean": _judge(run, listener, dec.generate(p.rsample(0.5), 0.0), y),
+    }
+    dist = dec(q.mu)
+    std = dist.std if hasattr(dist, "std") else 2**0.5 * torch.exp(dist.log_scale)  # Laplace: sqrt(2) b
+    speech = x_mod.unnormalise(x) > -6.0  # bins well above digital silence (-11.5)
+    out["decoder std in speech bins"] = float(std[speech].mean())
+    out["decoder std elsewhere"] = float(std[~speech].mean())
+    out["residual rms in speech bins"] = float((dist.mean - x)[speech].square().mean().sqrt())
+    out["kl"] = float(q.kl(p).mean())
+    out["q std"], out["p std"] = float(q.std.mean()), float(p.std.mean())
+    out["posterior second moment / prior variance"] = float((((q.mu - p.mu) / p.std) ** 2).mean()
+                                                            + (q.std / p.std).square().mean())
+    spread = ((q.mu - p.mu) ** 2 / p.std**2).mean(0)
+    out["active dims"] = f"{int((spread > 0.1).sum())} of {spread.numel()}"
+    q_train = model.posterior(x_mod.prepare(train.x), train.y)
+    key_train, key = train.y[:, 0] * 1000 + train.y[:, -1], y[:, 0] * 1000 + y[:, -1]
+    z = p.rsample(1.0)
+    from_prior, from_real = [], []
+    for i in range(len(y)):
+        mus, s = q_train.mu[key_train == key[i]], p.std[i]
+        if len(mus):
+            from_prior.append((((mus - z[i]) / s) ** 2).sum(1).min().sqrt())
+            from_real.append((((mus - q.mu[i]) / s) ** 2).sum(1).min().sqrt())
+    out["nearest train posterior mean from a prior sample"] = float(torch.stack(from_prior).mean())
+    out["nearest train posterior mean from a test posterior mean"] = float(torch.stack(from_real).mean())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cmmkit.api import load_data, load_judge, load_run
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--judge", type=Path, required=True, help="a speech_judge run (cmmkit train-judge)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--data-dir", type=Path)
+    args = parser.parse_args(argv)
+    run = load_run(args.run)
+    listener = load_judge(args.judge, run).model
+    data = load_data(run.config, data_dir=args.data_dir, progress=False)
+    for name, value in diagnose(run, listener, data, args.split).items():
+        if isinstance(value, tuple):
+            value = f"digit {value[0]:.3f}, speaker {value[1]:.3f}"
+        elif isinstance(value, float):
+            value = f"{value:.3f}"
+        print(f"{name}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
