@@ -28,8 +28,9 @@ import argparse
 import math
 import statistics
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.distributions import Independent, Normal

@@ -77,6 +77,7 @@ class EvalOptions(Options):
     memory_budget: int = PydField(1 << 30, ge=1, description="bytes of Parzen samples held at once")
     data_dir: Path | None = None
     device: str = "auto"
+    only: list[str] | None = PydField(None, min_length=1, description="compute only these measures (None: all)")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -116,18 +117,19 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
                            "parzen": None, "pair_metrics": [], "seconds": {}}
     measures = run.pair.evaluations()
     out.update({name: None for name in measures if name not in out})  # declared: present, null until computed
+    wanted = _wanted(opts.only, [m for m in ("bound", "importance_sampling", "parzen") if m in run.pair.metrics]
+                     + list(measures), config.pair.name)
     x_mod = run.model.x
     bpd = lambda nats: bound.bits_per_dim(nats, x_mod.dims, x_mod.discrete_log_offset())  # noqa: E731
 
-    metrics = run.pair.metrics
-    if "bound" in metrics and _reports_bound(run, dataset):
+    if "bound" in wanted and _reports_bound(run, dataset):
         start = time.perf_counter()
         values = [_seeded(s, lambda: _mean_bound(run, dataset, n, opts.batch_size)) for s in opts.seeds]
         mean, std = _mean_std(values)
         out["bound"] = {"nats": mean, "nats_std": std, "bits_per_dim": bpd(mean)}
         out["seconds"]["bound"] = time.perf_counter() - start
 
-    if isinstance(run.model, LatentModel) and "importance_sampling" in metrics:
+    if isinstance(run.model, LatentModel) and "importance_sampling" in wanted:
         start = time.perf_counter()
         m = min(n, opts.is_examples or n)
         values = [_seeded(s, lambda: _mean_is(run, dataset, m, opts, progress)) for s in opts.seeds]
@@ -136,13 +138,15 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
                                       "bits_per_dim": bpd(mean)}
         out["seconds"]["importance_sampling"] = time.perf_counter() - start
 
-    if opts.parzen and "parzen" in metrics:
+    if opts.parzen and "parzen" in wanted:
         start = time.perf_counter()
         out["parzen"] = _parzen(run, data.splits["val"], dataset, min(n, opts.parzen_examples or n), opts, progress)
         out["seconds"]["parzen"] = time.perf_counter() - start
 
     ctx = EvalContext(run, dataset, n, opts, progress, dict(data.splits))
     for name, measure in measures.items():
+        if name not in wanted:
+            continue
         start = time.perf_counter()
         result = _seeded(opts.seeds[0], lambda: measure(ctx))  # type: ignore[arg-type, return-value]
         if result is not None:
@@ -152,6 +156,16 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
 
     write_json(run.path / EVAL_FILE, out)
     return out
+
+
+def _wanted(only: list[str] | None, available: list[str], pair: str) -> set[str]:
+    """The measures to compute: all of the pair's, or those ``--only`` names (each must exist)."""
+    if only is None:
+        return set(available)
+    unknown = [m for m in only if m not in available]
+    if unknown:
+        raise ConfigError(f"--only {' '.join(unknown)}: no such measure for {pair}; it has {', '.join(available)}")
+    return set(only)
 
 
 @torch.no_grad()

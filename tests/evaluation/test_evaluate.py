@@ -96,3 +96,12 @@ def test_example_caps_default_and_all(runs, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", str(runs["cmma"]), "--is-examples", "0"])
     assert "--is-examples: expected a positive whole number or 'all', got 0" in capsys.readouterr().err
+
+
+def test_only_computes_the_named_measures(runs):
+    result = evaluate_run(runs["cmma"], _opts(only=["bound"]), progress=False)
+    assert result["bound"]["nats"] == result["bound"]["nats"]
+    assert result["importance_sampling"] is None and result["parzen"] is None and result["seconds"].keys() == {"bound"}
+    with pytest.raises(CmmkitError, match="--only bleu: no such measure for synthetic; it has bound, "
+                                          "importance_sampling, parzen"):
+        evaluate_run(runs["cmma"], _opts(only=["bleu"]), progress=False)
