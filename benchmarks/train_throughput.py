@@ -204,8 +204,10 @@ def main() -> None:
     med = statistics.median
     cw, hw = med(c.wall for c in ours), med(h.wall for h in ref)
     cc, hc = med(c.cpu for c in ours), med(h.cpu for h in ref)
+    per_round = [h.cpu / c.cpu for c, h in zip(ours, ref)]
     print(f"median: cmmkit {n / cw:.1f} img/s, hand-written {n / hw:.1f} img/s, ratio {hw / cw:.3f} "
-          f"(by CPU time {hc / cc:.3f}; target >= 1.0); load average {os.getloadavg()[0]:.1f}")
+          f"(by CPU time {hc / cc:.3f}; per-round CPU ratios {min(per_round):.3f}-{max(per_round):.3f}, "
+          f"median {med(per_round):.3f}; target >= 1.0); load average {os.getloadavg()[0]:.1f}")
     total = flops * -(-n // bs)
     pw, pc = med(p[0] for p in peaks), med(p[1] for p in peaks)
     print(f"achieved: cmmkit step {total / cw / 1e9:.1f} GFLOP/s = {total / cw / pw:.0%} of the matmul peak "
