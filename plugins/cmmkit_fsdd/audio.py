@@ -4,7 +4,8 @@ Raw values are 1.0 s waveforms (B, 8000) at 8 kHz (so a judge can listen to them
 analysis); ``prepare`` turns them into log-mel spectrograms (B, 64 mels, 126 frames, see
 :mod:`cmmkit_fsdd.wav`; raw log-mels of that shape are accepted as they are) and normalises each mel
 band with the training mean and standard deviation kept in ``info``. The likelihood is a diagonal
-Gaussian over the normalised bins with a learned per-bin variance bounded below by ``logvar_floor``
+Gaussian (or, ``likelihood="laplace"``, a factorised Laplace: :mod:`cmmkit_fsdd.temporal`) over the
+normalised bins with a learned per-bin variance bounded below by ``logvar_floor``
 (the padded silence is constant, so an unbounded variance would collapse there) and optionally above
 by ``logvar_ceiling``; ``decoder="autoregressive"`` uses :mod:`cmmkit_fsdd.frames` instead. Users get :class:`Speech` back: the waveform from the
 inverse mel scale plus Griffin-Lim, and the spectrogram it came from.

@@ -3,7 +3,8 @@ word (+ speaker), on the Free Spoken Digit Dataset.
 
 Data and split: :mod:`cmmkit_fsdd.data` (index 0-4 test, 5-9 validation, 10+ training).
 Modalities: ``log_mel`` (:mod:`cmmkit_fsdd.audio`) and ``digit_text`` (:mod:`cmmkit_fsdd.words`).
-Judge: ``digit_classifier`` (:mod:`cmmkit_fsdd.judge`), trained by ``cmmkit train-judge``.
+Judge: ``speech_judge`` (:mod:`cmmkit_fsdd.listener`), trained by ``cmmkit train-judge``; the measure
+``digit_accuracy`` (:mod:`cmmkit_fsdd.judge`) scores generated WAV files with it.
 """
 
 from __future__ import annotations
