@@ -111,7 +111,7 @@ class GaussianSpectrogramDecoder(Decoder):
         mods.append(nn.ConvTranspose2d(c, 2, 4, 2, 1))
         self.deconv = nn.Sequential(*mods)
 
-    def forward(self, h: torch.Tensor) -> "DiagonalGaussian | Laplace":
+    def forward(self, h: torch.Tensor) -> DiagonalGaussian | Laplace:
         out = self.deconv(self.fc(h).view(-1, self.c0, self.h0, self.w0))[..., : self.frames]
         mu, logvar = out[:, 0], bounded_logvar(out[:, 1], self.floor, self.ceiling)
         if self.likelihood == "laplace":  # variance 2 b^2 -> log b
