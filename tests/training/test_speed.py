@@ -137,3 +137,22 @@ def test_lfw_faces_are_a_view_of_the_memory_mapped_cache(tmp_path, monkeypatch):
     assert _mapped_file(val.x) == where  # the splits share the one mapping
     assert train.x.shape[1:] == (3, 64, 64)
     assert torch.equal(train.x[3].permute(1, 2, 0), torch.from_numpy(fx["faces"][3]))
+
+
+def test_the_trainer_applies_train_speed(synthetic_pair, tmp_path):
+    from cmmkit.runs import build_model, load_data
+    from cmmkit.training.rundir import RunDir
+    from cmmkit.training.trainer import Trainer
+
+    cfg = build_config("synthetic", sets=["train.speed.channels_last=on", "train.speed.fused_optimizer=false"])
+    data = load_data(cfg, progress=False)
+    torch.manual_seed(0)
+    _, model = build_model(cfg, data.info)
+    trainer = Trainer(cfg, model, data, RunDir(tmp_path / "r"), progress=False)
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert all(o.param_groups[0].get("fused") is None for o in trainer.optimizers.values())
+    batch = trainer._prepare(data.splits["train"].get_batch(torch.arange(4)))
+    assert batch["x"].is_contiguous(memory_format=torch.channels_last)
+    logs, images, _ = trainer._train_epoch()
+    assert images == len(data.splits["train"]) and all(torch.isfinite(torch.tensor(v)) for v in logs.values())
