@@ -143,7 +143,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     opts = EvalOptions(split=args.split, k=args.k, is_examples=args.is_examples, parzen_samples=args.parzen_samples,
                        parzen=not args.no_parzen, parzen_val_examples=args.parzen_val_examples,
-                       parzen_examples=args.parzen_examples, only=args.only, judge=args.judge,
+                       parzen_examples=args.parzen_examples, only=args.only, decode=args.decode, judge=args.judge,
                        seeds=args.seeds, max_examples=args.max_examples, data_dir=args.data_dir, device=args.device)
     result = evaluate_run(args.run, opts, progress=not args.no_progress)
     print(report_table([result])[0])
@@ -203,6 +203,9 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--parzen-samples", type=int, default=100, help="samples from p(x|y) per example for Parzen")
     e.add_argument("--parzen-val-examples", type=int, default=200, help="validation examples for choosing sigma")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen-window estimate")
+    e.add_argument("--decode", nargs="+", metavar="SIDE.NAME=VALUE",
+                   help="decoding-only settings for this evaluation, e.g. x.beam_size=6 x.length_penalty=1.0 "
+                        "(the run is not changed; other settings are refused)")
     e.add_argument("--only", nargs="+", metavar="MEASURE",
                    help="compute only these measures (bound, importance_sampling, parzen, or the pair's, e.g. bleu); "
                         "the others are null in eval.json")

@@ -71,7 +71,9 @@ def _load(path: str, device: str) -> Any:
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
-    run = _load(args.run, args.device)
+    from cmmkit.runs import load_run
+
+    run = load_run(args.run, device=args.device, decode=args.decode)
     conds = conditions(args)
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: expected at least 1 sample per condition")
@@ -169,6 +171,8 @@ def add_commands(sub: Any) -> dict[str, argparse.ArgumentParser]:
                    help="scale of the decoder's own noise (pixel noise, token sampling); default: --noise. "
                         "--noise 1 --output-noise 0 varies z but shows clean means")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--decode", nargs="+", metavar="SIDE.NAME=VALUE",
+                   help="decoding-only settings, e.g. x.beam_size=6 x.length_penalty=1.0 (the run is not changed)")
     g.add_argument("-o", "--output", required=True, help="output file (the run's x modality says which kinds: .png, .wav, .txt, ...)")
     g.add_argument("--device", default="cpu")
     g.set_defaults(func=_generate)

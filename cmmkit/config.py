@@ -363,6 +363,24 @@ MAY_CHANGE_ON_RESUME = (
 )
 
 
+def with_decode_settings(saved: RunConfig, settings: list[str]) -> RunConfig:
+    """``saved`` with decode-time options of its modalities changed (``x.beam_size=6``: the
+    options each modality lists in ``decode_fields``, which shape no weight). Anything else is
+    refused by name with the settings that may change."""
+    allowed = sorted(f"{side}.{name}" for side in ("x", "y")
+                     for name in getattr(getattr(saved.pair, side, None), "decode_fields", ()))
+    bad = [s for s in settings if "=" not in s]
+    if bad:
+        raise ConfigError(f"--decode {bad[0]!r}: expected SIDE.NAME=VALUE, e.g. x.length_penalty=1.0")
+    new = build_config(sets=[f"pair.{s}" for s in settings], base=dump(saved))
+    changed = [k.removeprefix("pair.") for k, _, _ in differences(dump(saved), dump(new))]
+    refused = [k for k in changed if k not in allowed]
+    if refused:
+        raise ConfigError(f"--decode {', '.join(refused)}: not a decoding setting of this run; the weights were made "
+                          f"with it. Decoding settings: {', '.join(allowed) or 'none (its modalities have none)'}")
+    return new
+
+
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists, scalars and empty dicts are leaves)."""
     if not isinstance(d, dict) or (prefix and not d):

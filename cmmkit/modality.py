@@ -67,9 +67,15 @@ def has_positions(code: "torch.Tensor | Code") -> bool:
 
 
 class ModalityOptions(BaseModel):
-    """Options of a modality (network sizes, likelihood settings). Subclass per modality."""
+    """Options of a modality (network sizes, likelihood settings). Subclass per modality.
+
+    ``decode_fields`` names the options that only steer decoding (beam width, length penalty...):
+    they shape no weight, so a trained run may be evaluated or sampled with other values
+    (``cmmkit evaluate/generate RUN --decode x.NAME=VALUE``); every other option is fixed for the
+    run's life."""
 
     model_config = ConfigDict(extra="forbid")
+    decode_fields: ClassVar[tuple[str, ...]] = ()
 
 
 class Decoder(nn.Module, ABC):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from cmmkit import __version__
-from cmmkit.config import RunConfig, build_config, dump, resume_changes, validate
+from cmmkit.config import RunConfig, build_config, dump, resume_changes, validate, with_decode_settings
 from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
 from cmmkit.modality import Modality, Value, batch_size, select, to_device
 from cmmkit.models.base import ConditionalModel
@@ -369,14 +369,18 @@ def _user_options(modality: Modality, options: Mapping[str, Any] | None) -> dict
     return options
 
 
-def load_run(path: str | Path, device: str = "cpu") -> TrainedRun:
+def load_run(path: str | Path, device: str = "cpu", decode: list[str] | None = None) -> TrainedRun:
     """Load a run folder written by ``cmmkit train`` (never unpickles anything). Refuses weights
     that are not finite, a config.yaml edited to differ from the checkpoint, and metadata whose
-    sizes do not fit the saved tensors (checked before any module is allocated)."""
+    sizes do not fit the saved tensors (checked before any module is allocated). ``decode``
+    (``["x.beam_size=6"]``) changes decoding-only options for this load (see
+    :func:`cmmkit.config.with_decode_settings`); nothing is written."""
     run = RunDir.open(path)
     weights, _, meta = run.load_checkpoint()
     config = _saved_config(run, meta)
     run.check_config(dump(config), meta.get("previous_config"))
+    if decode:
+        config = with_decode_settings(config, decode)
     _refuse_nonfinite(weights, run.checkpoint, "generate or be evaluated")
     pair, model = _build_checked(config, meta.get("data_info", {}), weights, run.checkpoint)
     model.to(pick_device(device)).eval()

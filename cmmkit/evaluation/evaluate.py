@@ -78,6 +78,8 @@ class EvalOptions(Options):
     data_dir: Path | None = None
     device: str = "auto"
     only: list[str] | None = PydField(None, min_length=1, description="compute only these measures (None: all)")
+    decode: list[str] | None = PydField(None, description="decoding-only options for this evaluation, e.g. "
+                                        "['x.length_penalty=1.0'] (see ModalityOptions.decode_fields)")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -101,7 +103,7 @@ def _seeded(seed: int, fn: Callable[[], Any]) -> Any:
 def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Compute the measures for ``run_dir`` on ``opts.split``, write ``eval.json``, return it."""
     opts = opts or EvalOptions()
-    run = load_run(run_dir, device=opts.device)  # load_run resolves 'auto'
+    run = load_run(run_dir, device=opts.device, decode=opts.decode)  # load_run resolves 'auto'
     if not run.model.can_generate:
         raise ConfigError(f"{run_dir}: a {run.model.name} run does not model p(x | y); evaluate a generative run")
     config = run.config
@@ -113,7 +115,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
     n = min(len(dataset), opts.max_examples or len(dataset))
     out: dict[str, Any] = {"cmmkit_version": __version__, "run": str(run.path), "model": run.model.name,
                            "pair": config.pair.name, "split": opts.split, "epoch": run.meta.get("epoch"),
-                           "examples": n, "seeds": list(opts.seeds), "bound": None, "importance_sampling": None,
+                           "examples": n, "seeds": list(opts.seeds), "decode": list(opts.decode or []), "bound": None, "importance_sampling": None,
                            "parzen": None, "pair_metrics": [], "seconds": {}}
     measures = run.pair.evaluations()
     out.update({name: None for name in measures if name not in out})  # declared: present, null until computed

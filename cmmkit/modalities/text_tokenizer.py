@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ClassVar
 
 import torch
 from pydantic import Field
@@ -33,6 +33,8 @@ OURS = Specials()
 
 class TextOptions(ModalityOptions):
     """Tokenizer, network sizes and decoding of one text side."""
+
+    decode_fields: ClassVar[tuple[str, ...]] = ("beam_size", "length_penalty", "max_decode_length")
 
     vocab_size: int = Field(8000, ge=8, description="BPE vocabulary trained on the training split")
     tokenizer_file: str | None = Field(None, description="use this tokenizers JSON instead of training one "

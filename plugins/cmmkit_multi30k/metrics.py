@@ -54,7 +54,8 @@ def bleu(ctx: Any) -> dict[str, Any]:
     return {"bleu": score.score, "bleu_lowercase": lower, "translations_file": str(out_file),
             "signature": str(metric.get_signature()), "precisions": list(score.precisions),
             "brevity_penalty": score.bp, "hyp_len": score.sys_len, "ref_len": score.ref_len, "examples": ctx.n,
-            "beam_size": run.model.x.options.beam_size, "samples": samples, "summary": {"BLEU": score.score, "BLEU (lowercased)": lower}}
+            "beam_size": run.model.x.options.beam_size,
+            "length_penalty": run.model.x.options.length_penalty, "samples": samples, "summary": {"BLEU": score.score, "BLEU (lowercased)": lower}}
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ import pytest
 
 from cmmkit.cli import main
 from cmmkit.config import build_config
+from cmmkit.errors import CmmkitError
 from cmmkit.evaluation.evaluate import EvalOptions, evaluate_run
 from cmmkit.runs import load_run, train
 from m30k_fixtures import make_multi30k
@@ -64,3 +65,25 @@ def test_pair_conforms(tmp_path, folder, model):
 
     check_pair("multi30k_en_de", preset="tiny", model=model, data_dir=folder, run_dir=tmp_path / "run",
                roundtrip=("x", "y"))
+
+
+def test_decoding_settings_change_for_one_load_only(tmp_path, folder):
+    """--decode changes beam width / length penalty for evaluate and generate without touching the
+    run; settings that shaped the weights are refused by name."""
+    cfg = build_config("multi30k_en_de", preset="tiny", sets=[f"data.data_dir={folder}", "train.epochs=1"])
+    run = train(cfg, tmp_path / "run", progress=False)
+    before = (run.path / "checkpoint.safetensors").read_bytes()
+    loaded = load_run(run.path, decode=["x.beam_size=1", "x.length_penalty=1.5"])
+    assert loaded.x.options.beam_size == 1 and loaded.model.decoder.o.length_penalty == 1.5
+    assert load_run(run.path).x.options.beam_size == cfg.pair.x.beam_size  # nothing saved
+    result = evaluate_run(run.path, EvalOptions(only=["bleu"], decode=["x.length_penalty=1.5"]), progress=False)
+    assert result["bleu"]["length_penalty"] == 1.5 and result["decode"] == ["x.length_penalty=1.5"]
+    assert result["bound"] is None and result["log_likelihood"] is None
+    assert (run.path / "checkpoint.safetensors").read_bytes() == before
+    with pytest.raises(CmmkitError, match="--decode x.hidden: not a decoding setting of this run.*x.beam_size"):
+        load_run(run.path, decode=["x.hidden=64"])
+    with pytest.raises(CmmkitError, match="expected SIDE.NAME=VALUE"):
+        load_run(run.path, decode=["x.beam_size"])
+    out = tmp_path / "out.txt"
+    assert main(["generate", str(run.path), "--text", "A man runs.", "--decode", "x.beam_size=1", "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").strip()
