@@ -32,18 +32,23 @@ def _train(args: argparse.Namespace) -> int:
     from cmmkit.training.signals import TrainingInterrupted
     from cmmkit.training.trainer import TrainingDiverged
 
+    together = False  # every rank reached the same end (done, stopped or diverged at one step)
     try:
-        return _train_or_resume(args)
+        code = _train_or_resume(args)
+        together = True
+        return code
     except TrainingInterrupted as exc:
+        together = True
         if current().is_main:
             log.error("\n%s", exc.message)
         return exc.exit_code
     except TrainingDiverged as exc:
+        together = True
         if current().is_main:
             log.error("cmmkit: error: %s", exc)
         return 3
     finally:
-        teardown()  # under torchrun: leave the process group cleanly
+        teardown(wait=together)  # under torchrun: leave the process group cleanly
 
 
 def typed_overrides(args: argparse.Namespace) -> dict[str, Any]:

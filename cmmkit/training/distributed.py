@@ -16,13 +16,17 @@ Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every call here is free and doe
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -144,6 +148,20 @@ def current() -> Dist:
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(wait: bool = True) -> None:
+    """Leave the process group. With ``wait`` (every rank ended at the same point) first wait for
+    all ranks: a rank that destroys its gloo group while another still has a collective or a
+    connection in flight can abort the peer ("terminate called without an active exception",
+    SIGABRT), seen under load in the 2-process test. The wait is bounded on gloo, so a rank that
+    died cannot hang the others."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=120))
+            else:
+                dist.barrier()
+        except Exception as exc:  # a peer is gone: leave anyway, saying so
+            log.warning("leaving the process group without all ranks: %s", exc)
+    dist.destroy_process_group()
