@@ -189,7 +189,7 @@ def _mean_bound(run: TrainedRun, dataset: Any, n: int, bs: int) -> float:
 @torch.no_grad()
 def _mean_is(run: TrainedRun, dataset: Any, m: int, opts: EvalOptions, progress: bool) -> float:
     total, bs = 0.0, 8
-    chunk = max(1, min(opts.k, 512 // bs))
+    chunk = max(1, min(opts.k, 256 // bs))
     with _bar(m, f"importance sampling (K={opts.k})", progress) as bar:
         for idx in _batches(m, bs):
             batch = run.model.prepare(to_device(dataset.get_batch(idx), run.device))
