@@ -33,6 +33,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
+from _peak import (
+    matmul_peak,  # benchmarks/_peak.py (the script's folder is on sys.path)
+)
 from torch.distributions import Independent, Normal
 
 from cmmkit.config import build_config
@@ -40,18 +43,6 @@ from cmmkit.evaluation.evaluate import EvalOptions, _mean_is
 from cmmkit.evaluation.parzen import parzen_log_likelihood
 from cmmkit.pair import PairData, TensorPairDataset
 from cmmkit.runs import build_model
-
-
-def matmul_peak(seconds: float = 1.0) -> float:
-    """GFLOP/s of a 1024x1024 float32 matmul, best of a few repeats."""
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    a @ b
-    best, end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * 1024**3 / (time.perf_counter() - t) / 1e9)
-    return best
 
 
 def random_lfw(n: int) -> PairData:

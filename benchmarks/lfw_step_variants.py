@@ -10,6 +10,7 @@ import os, sys, time, tempfile, statistics
 from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peak import matmul_peak
 from train_throughput import make_data
 from cmmkit.config import build_config
 from cmmkit.runs import build_model
@@ -26,10 +27,7 @@ VARIANTS = {
 names = sys.argv[2:] or list(VARIANTS)
 n = int(sys.argv[1])
 data = make_data(n, True)
-a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-def peak():
-    best = min((lambda s: (a @ b, time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(10))
-    return 2 * 1024**3 / best / 1e9
+peak = matmul_peak
 res = {k: [] for k in names}
 for r in range(2):
     for name in (names if r % 2 == 0 else names[::-1]):

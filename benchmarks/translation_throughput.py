@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 import torch
+from _peak import (
+    matmul_peak,  # benchmarks/_peak.py (the script's folder is on sys.path)
+)
 from torch import nn
 from torch.nn import functional as F
 
@@ -62,17 +65,6 @@ def reference_step(model: Reference, opt: torch.optim.Optimizer, batch: dict) ->
     opt.step()
 
 
-def matmul_peak(n: int = 1024, reps: int = 20) -> float:
-    """GFLOP/s of a float32 n x n matmul, best of ``reps`` (this machine, these threads)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=8, help="training steps per timed round")
@@ -84,7 +76,7 @@ def main() -> None:
     ds = data.splits["train"]
     batches = ds.epoch_batches(config.train.batch_size, torch.Generator().manual_seed(0))
     picked = [ds.get_batch(b) for b in batches[:args.steps * args.rounds + 2]]
-    tokens = lambda bs: sum(int(b["x"]["mask"][:, 1:].sum()) for b in bs)  # noqa: E731  predicted tokens
+    tokens = lambda bs: sum(int(b["x"]["mask"][:, 1:].sum()) for b in bs)
 
     _, model = build_model(config, data.info)
     tmp = tempfile.TemporaryDirectory()
@@ -93,8 +85,8 @@ def main() -> None:
     ref = Reference(model.y.vocab, model.x.vocab, o.hidden, o.heads, o.layers, o.ff, o.dropout)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=config.train.optimizer.lr, **config.train.optimizer.kwargs)
     model.train(), ref.train()
-    ours = lambda b: trainer.train_step(model.prepare(b))  # noqa: E731  (the trainer prepares, then steps)
-    theirs = lambda b: reference_step(ref, ref_opt, b)  # noqa: E731
+    ours = lambda b: trainer.train_step(model.prepare(b))
+    theirs = lambda b: reference_step(ref, ref_opt, b)
     for b in picked[:2]:  # warm-up: allocator, first-call costs
         ours(b), theirs(b)
     rates: dict[str, list[float]] = {"cmmkit": [], "reference": []}

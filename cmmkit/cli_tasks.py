@@ -62,18 +62,16 @@ def _label(cond: dict[str, Any]) -> str:
     return ", ".join(parts + [f"{k}={v}" for k, v in cond.items() if k != "text"]) or "base"
 
 
-def _load(path: str, device: str) -> Any:
+def _load(path: str, device: str, decode: list[str] | None = None) -> Any:
     from cmmkit.runs import load_run
 
-    return load_run(path, device=device)
+    return load_run(path, device=device, decode=decode)
 
 
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
-    from cmmkit.runs import load_run
-
-    run = load_run(args.run, device=args.device, decode=args.decode)
+    run = _load(args.run, args.device, args.decode)
     conds = conditions(args)
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: expected at least 1 sample per condition")
