@@ -106,9 +106,12 @@ class TrainConfig(_Strict):
     tensorboard: Literal["auto", "on", "off"] = "auto"
     warmup_steps: int = Field(0, ge=0, description="learning rate rises linearly from 0 over this many steps "
                               "(Transformers trained with Adam need it)")
-    lr_schedule: Literal["constant", "inverse_sqrt"] = Field(
-        "constant", description="after warm-up: keep the rate, or decay it as sqrt(warmup_steps / step) "
-                                "(Vaswani et al. 2017)")
+    lr_schedule: Literal["constant", "inverse_sqrt", "linear", "cosine"] = Field(
+        "constant", description="after warm-up: keep the rate; decay it as sqrt(warmup_steps / step) (Vaswani "
+                                "et al. 2017); or decay it linearly / along a half cosine to train.min_lr_fraction "
+                                "of it at the end of train.epochs (by training progress, so resuming is exact)")
+    min_lr_fraction: float = Field(0.0, ge=0, le=1, description="where the linear and cosine schedules end, "
+                                   "as a fraction of the configured rate")
     checkpoint_every_minutes: float = Field(
         5.0, ge=0, description="also checkpoint mid-epoch after this many minutes of training (0: only at epoch "
                                "ends); a SIGKILL loses at most this much work")
@@ -359,7 +362,7 @@ def dump(config: RunConfig) -> dict[str, Any]:
 #: (its saved state). Optimizer hyperparameters are written into the restored optimizer.
 MAY_CHANGE_ON_RESUME = (
     "train.epochs", "train.device", "train.grid_examples", "train.tensorboard", "train.checkpoint_every_minutes",
-    "train.warmup_steps", "train.lr_schedule", "train.optimizer.lr", "train.optimizer.kwargs*", "train.group_optimizers*", "data.data_dir", "data.download",
+    "train.warmup_steps", "train.lr_schedule", "train.min_lr_fraction", "train.optimizer.lr", "train.optimizer.kwargs*", "train.group_optimizers*", "data.data_dir", "data.download",
 )
 
 

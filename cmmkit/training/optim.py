@@ -3,6 +3,7 @@ restores around its loop, kept apart from the loop itself."""
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -76,27 +77,37 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def lr_factor(train: TrainConfig, step: int) -> float:
+def lr_factor(train: TrainConfig, step: int, progress: float = 0.0) -> float:
     """The learning rate of step ``step`` (1-based) as a fraction of the configured one: linear
-    warm-up over ``train.warmup_steps``, then constant or ``sqrt(warmup / step)`` (Vaswani et al.
-    2017). A function of the step count alone, so resuming continues the schedule exactly."""
+    warm-up over ``train.warmup_steps``, then constant, ``sqrt(warmup / step)`` (Vaswani et al.
+    2017), or a linear / half-cosine decay to ``train.min_lr_fraction`` over the run. ``progress``
+    is the fraction of ``train.epochs`` done before this step ((epoch + batch / batches) / epochs):
+    batch counts may differ between epochs (sentences batched by tokens), so the decay follows
+    progress, not a step total. A function of the position alone, so resuming continues the
+    schedule exactly."""
     step, warm = max(step, 1), train.warmup_steps
     factor = min(1.0, step / warm) if warm else 1.0
     if train.lr_schedule == "inverse_sqrt" and step > max(warm, 1):
         factor = (max(warm, 1) / step) ** 0.5
+    elif train.lr_schedule in ("linear", "cosine"):
+        left = 1.0 - min(max(progress, 0.0), 1.0)  # 1 at the start, 1/batches at the last step
+        shape = left if train.lr_schedule == "linear" else 0.5 * (1.0 - math.cos(math.pi * left))
+        factor *= train.min_lr_fraction + (1.0 - train.min_lr_fraction) * shape
     return factor
 
 
-def set_lr(optimizers: dict[str, torch.optim.Optimizer], train: TrainConfig, step: int) -> None:
+def set_lr(optimizers: dict[str, torch.optim.Optimizer], train: TrainConfig, step: int,
+           progress: float = 0.0) -> float:
     """Set every group's rate for step ``step``: its configured rate times :func:`lr_factor`
-    (nothing to do without a schedule)."""
+    (nothing to do without a schedule); returns the factor applied."""
     if not train.warmup_steps and train.lr_schedule == "constant":
-        return
-    factor = lr_factor(train, step)
+        return 1.0
+    factor = lr_factor(train, step, progress)
     for group, opt in optimizers.items():
         base = train.group_optimizers.get(group, train.optimizer).lr
         for param_group in opt.param_groups:
             param_group["lr"] = base * factor
+    return factor
 
 
 def restore_optimizers(optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any], meta: dict[str, Any],
@@ -117,7 +128,7 @@ def restore_optimizers(optimizers: dict[str, torch.optim.Optimizer], state: dict
             raise CheckpointError(f"{checkpoint}: optimizer state of group {name!r} does not fit "
                                   f"({exc})") from None
         # under a schedule the saved lr is base x factor(last step): compare bases
-        scale = lr_factor(train, meta.get("step", 0))
+        scale = meta.get("lr_factor") or lr_factor(train, meta.get("step", 0))
         for group, values in zip(opt.param_groups, wanted):
             for key, value in values.items():
                 saved = group.get(key)

@@ -81,6 +81,8 @@ class Trainer:
         self.batch_in_epoch = 0  # batches already done in the current (incomplete) epoch
         self.step = 0
         self.samples_done = 0  # training examples seen, over all ranks
+        self.progress_done = 0.0  # fraction of train.epochs done before the current step (lr decay)
+        self.last_lr_factor = 1.0  # the schedule's factor of the last step taken (saved for resume)
         self.history: list[dict[str, Any]] = []  # one metrics row per completed epoch
         self.epoch_sums: dict[str, torch.Tensor] = {}  # the current epoch's summed step logs
         self.epoch_images, self.epoch_seconds = 0, 0.0
@@ -111,7 +113,7 @@ class Trainer:
         position = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step}
         meta = {**self.meta, **position, "history": self.history, "epoch_images": self.epoch_images,
                 "epoch_seconds": self.epoch_seconds, "epoch_saves": self.epoch_saves, "world_size": self.dist.world,
-                "samples_done": self.samples_done,
+                "samples_done": self.samples_done, "lr_factor": self.last_lr_factor,
                 "optimizer_classes": {k: type(o).__name__ for k, o in self.optimizers.items()}}
         self._save_safe = False
         began = time.perf_counter()
@@ -133,6 +135,8 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = meta["epoch"], meta["batch_in_epoch"], meta["step"]
         self._steps.fill_(self.step)
         self.samples_done = meta.get("samples_done", 0)
+        self.last_lr_factor = meta.get("lr_factor", 1.0)
+        self.progress_done = self.epoch / self.tc.epochs
         self.history = list(meta["history"]) if "history" in meta else self.metrics.history_until(self.epoch)
         self.epoch_sums = {k: v.to(self.device) for k, v in state.get("epoch_sums", {}).items()}
         self.epoch_images, self.epoch_seconds = meta.get("epoch_images", 0), meta.get("epoch_seconds", 0.0)
@@ -258,6 +262,7 @@ class Trainer:
             for k in range(self.batch_in_epoch, len(batches)):
                 mine = batches[k][self.dist.rank::self.dist.world]  # this rank's shard of the global batch
                 batch = self._prepare(dataset.get_batch(mine))  # once per batch
+                self.progress_done = (self.epoch + k / len(batches)) / self.tc.epochs
                 self._save_safe = False
                 logs = self.train_step(batch)
                 self._save_safe = True
@@ -328,13 +333,15 @@ class Trainer:
         self._first_bad = torch.where(ok, self._first_bad, self._steps)
         self._steps += 1
 
-    def lr_factor(self, step: int | None = None) -> float:
-        """The schedule's factor of step ``step`` (1-based; default: the step about to be taken)."""
-        return lr_factor(self.tc, self.step + 1 if step is None else step)
+    def lr_factor(self, step: int | None = None, progress: float | None = None) -> float:
+        """The schedule's factor of step ``step`` (1-based; default: the step about to be taken) at
+        ``progress`` (fraction of ``train.epochs`` done; default: where training is now)."""
+        return lr_factor(self.tc, self.step + 1 if step is None else step,
+                         self.progress_done if progress is None else progress)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The model's own step on a prepared batch, at this step's learning rate."""
-        set_lr(self.optimizers, self.tc, self.step + 1)
+        self.last_lr_factor = set_lr(self.optimizers, self.tc, self.step + 1, self.progress_done)
         return self.model.train_step(batch, self.step_optimizers)
 
     @torch.no_grad()

@@ -48,3 +48,58 @@ def test_resume_continues_the_schedule_exactly_and_reports_no_lr_change(tmp_path
     wa, _, _ = load_checkpoint(straight.path / "checkpoint.safetensors")
     wb, _, _ = load_checkpoint(resumed.path / "checkpoint.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("shape", ["linear", "cosine"])
+def test_decay_follows_training_progress_to_the_floor(shape, synthetic_pair):
+    from cmmkit.training.optim import lr_factor
+
+    tc = build_config("synthetic", sets=[f"train.lr_schedule={shape}", "train.min_lr_fraction=0.1",
+                                         "train.warmup_steps=2"]).train
+    assert lr_factor(tc, 1, 0.0) == pytest.approx(0.5)  # warm-up still applies
+    assert lr_factor(tc, 2, 0.0) == pytest.approx(1.0)
+    assert lr_factor(tc, 50, 0.5) == pytest.approx(0.55)  # half-way: half-way to the floor (both shapes)
+    assert lr_factor(tc, 99, 1.0) == pytest.approx(0.1)
+    quarter = lr_factor(tc, 25, 0.25)
+    assert quarter == pytest.approx(0.775 if shape == "linear" else 0.1 + 0.9 * 0.5 * (1 + 2 ** -0.5))
+    factors = [lr_factor(tc, 10 + i, i / 10) for i in range(11)]
+    assert all(a > b for a, b in zip(factors, factors[1:]))  # strictly decreasing
+
+
+def test_decay_reaches_the_last_step_and_resumes_exactly_after_a_mid_run_stop(tmp_path, synthetic_pair, monkeypatch):
+    """The rate falls over the run's batches (the last step at 1/batches of the way above the
+    floor); a stop mid-epoch resumes onto the same curve, so the weights equal an uninterrupted run's."""
+    from cmmkit.training.signals import TrainingInterrupted
+    from cmmkit.training.trainer import Trainer
+
+    sets = ["train.lr_schedule=linear", "train.optimizer.name=Adam", "train.optimizer.lr=0.01", "train.epochs=2",
+            "train.checkpoint_every_minutes=0"]
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", spy)
+        straight = train(build_config("synthetic", sets=sets), tmp_path / "a", progress=False)
+    n = len(seen)
+    assert n >= 4 and seen[0] == pytest.approx(0.01)
+    assert seen == pytest.approx([0.01 * (1 - i / n) for i in range(n)])  # equal batches per epoch here
+    decide = Trainer._decide
+
+    def stop_at_step_3(self, every, last):
+        stop, due = decide(self, every, last)
+        return (15 if self.step == 3 else stop), due
+
+    monkeypatch.setattr(Trainer, "_decide", stop_at_step_3)
+    with pytest.raises(TrainingInterrupted):
+        train(build_config("synthetic", sets=sets), tmp_path / "b", progress=False)
+    monkeypatch.setattr(Trainer, "_decide", decide)
+    _, _, meta = load_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
+    assert meta["step"] == 3 and meta["lr_factor"] == pytest.approx(1 - 2 / n)
+    resumed = resume(tmp_path / "b", progress=False)
+    wa, _, _ = load_checkpoint(straight.path / "checkpoint.safetensors")
+    wb, _, _ = load_checkpoint(resumed.path / "checkpoint.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
