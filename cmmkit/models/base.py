@@ -68,8 +68,10 @@ class ConditionalModel(nn.Module, ABC):
         trainer stops the run as diverged). The default minimizes :meth:`training_loss` with the one
         optimizer; override it to own the step (several optimizers, a shared forward pass, n-critic
         steps): call ``optimizers[name].zero_grad()``, ``loss.backward()`` and
-        ``optimizers[name].step()`` (its ``step`` averages gradients over ranks under torchrun)."""
-        loss, logs = self.training_loss(batch)
+        ``optimizers[name].step()`` (its ``step`` averages gradients over ranks under torchrun).
+        The default computes the loss through ``optimizers.training_loss``, which under torchrun
+        runs it in DistributedDataParallel (gradients averaged during the backward pass)."""
+        loss, logs = optimizers.training_loss(self, batch)
         optimizers.only().minimize(loss)
         return {"loss": loss.detach(), **logs}
 

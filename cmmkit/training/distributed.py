@@ -3,9 +3,11 @@
 ``torchrun --nproc-per-node N -m cmmkit.cli train ...`` starts N copies of ``cmmkit train`` with
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each copy joins the process group (``nccl`` on
 CUDA, ``gloo`` on CPU), starts from rank 0's weights (:meth:`Dist.broadcast_module_`), averages
-each optimizer's gradients over the ranks before it steps (:meth:`Dist.average_gradients_`, called
-by :class:`~cmmkit.training.step.StepOptimizer`, so a model that owns its training step -- a GAN's
-two updates from one forward pass -- is data-parallel without knowing it), and trains on its shard
+its gradients over the ranks -- the default training step runs the model's loss in
+``DistributedDataParallel`` (:func:`data_parallel_loss`: the all-reduce overlaps the backward pass);
+a model that owns its step (a GAN's two updates from one forward pass) has each optimizer's
+gradients averaged in one all-reduce when it steps (:meth:`Dist.average_gradients_`, called by
+:class:`~cmmkit.training.step.StepOptimizer`), so it is data-parallel without knowing it -- and trains on its shard
 of every global batch (``train.batch_size`` examples; rank ``r`` takes
 positions ``r, r + N, ...`` of the batch drawn from the (seed, epoch) permutation, so the global
 batch and the data order do not depend on N). Only rank 0 writes (lock, checkpoints, metrics,
@@ -124,6 +126,28 @@ class Dist:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+
+class _TrainingLoss(torch.nn.Module):
+    """A model seen by DistributedDataParallel: its forward is the model's training loss, so DDP's
+    hooks (gradient buckets, unused-parameter search) wrap exactly the step's backward."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> Any:
+        return self.model.training_loss(batch)
+
+
+def data_parallel_loss(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model.training_loss`` wrapped in ``DistributedDataParallel`` (the parameters stay the
+    model's own; nothing is copied). ``find_unused_parameters``: a model's loss need not reach every
+    parameter (e.g. CMMA's q(y | z) network when its surrogate weight is 0)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return DistributedDataParallel(_TrainingLoss(model), device_ids=ids, find_unused_parameters=True)
 
 
 def setup() -> Dist:

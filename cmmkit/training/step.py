@@ -7,8 +7,11 @@ G's). The trainer hands it a :class:`StepOptimizers` mapping of group name to
 :class:`StepOptimizer`, a torch optimizer whose :meth:`~StepOptimizer.step` also does what the
 trainer must do around every update, so no model needs to know about it:
 
-- under ``torchrun``, average that optimizer's gradients over the ranks first (one
-  ``all_reduce`` per step; :meth:`cmmkit.training.distributed.Dist.average_gradients_`);
+- under ``torchrun``, average that optimizer's gradients over the ranks first: a loss computed
+  through :meth:`StepOptimizers.training_loss` runs in ``DistributedDataParallel``, whose backward
+  all-reduces the gradients bucket by bucket while it runs; any other backward (a GAN's own losses)
+  is averaged in one ``all_reduce`` when the optimizer steps
+  (:meth:`cmmkit.training.distributed.Dist.average_gradients_`);
 - the fault-injection point ``step`` (backward done, update not yet applied) of the crash tests.
 
 Learning-rate schedules, the non-finite guard and checkpoints stay with the trainer, outside the
@@ -29,16 +32,19 @@ class StepOptimizer:
     """A torch optimizer as a model's ``train_step`` uses it: ``zero_grad()``, then the model's own
     ``loss.backward()``, then ``step()``."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, dist: Dist) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, dist: Dist, synced: _Synced | None = None) -> None:
         self.optimizer, self.dist = optimizer, dist
+        self.synced = synced or _Synced()
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
     def step(self) -> None:
-        """Apply the gradients (averaged over the ranks under torchrun)."""
-        self.dist.average_gradients_(self.params)
+        """Apply the gradients (averaged over the ranks under torchrun: by DDP's backward when the
+        loss came from :meth:`StepOptimizers.training_loss`, else here in one ``all_reduce``)."""
+        if not self.synced.take():
+            self.dist.average_gradients_(self.params)
         faults.point("step")
         self.optimizer.step()
 
@@ -49,12 +55,39 @@ class StepOptimizer:
         self.step()
 
 
+class _Synced:
+    """Set when a loss went through DDP, whose backward averaged every gradient over the ranks:
+    the next optimizer step must not average them again."""
+
+    def __init__(self) -> None:
+        self.flag = False
+
+    def take(self) -> bool:
+        flag, self.flag = self.flag, False
+        return flag
+
+
 class StepOptimizers(Mapping[str, StepOptimizer]):
-    """The model's optimizers by group name (:meth:`~cmmkit.models.base.ConditionalModel.optimizer_groups`)."""
+    """The model's optimizers by group name (:meth:`~cmmkit.models.base.ConditionalModel.optimizer_groups`).
+
+    ``ddp``: under torchrun, the model's :meth:`~cmmkit.models.base.ConditionalModel.training_loss`
+    wrapped in ``DistributedDataParallel`` (:func:`cmmkit.training.distributed.data_parallel_loss`)."""
 
     def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer], dist: Dist,
-                 kind: type[StepOptimizer] = StepOptimizer) -> None:
-        self._items = {name: kind(opt, dist) for name, opt in optimizers.items()}
+                 kind: type[StepOptimizer] = StepOptimizer, ddp: torch.nn.Module | None = None) -> None:
+        self._synced = _Synced()
+        self._items = {name: kind(opt, dist, self._synced) for name, opt in optimizers.items()}
+        self._ddp = ddp
+
+    def training_loss(self, model: torch.nn.Module, batch: Mapping[str, object]) -> tuple[torch.Tensor, dict]:
+        """``model.training_loss(batch)``, under torchrun through DistributedDataParallel: its
+        backward overlaps the gradient all-reduce with the rest of the backward pass, and the
+        optimizer's next ``step`` uses those averaged gradients as they are. Call it once per
+        backward (what the default ``train_step`` does)."""
+        if self._ddp is None:
+            return model.training_loss(batch)  # type: ignore[operator]
+        self._synced.flag = True
+        return self._ddp(batch)
 
     def __getitem__(self, name: str) -> StepOptimizer:
         return self._items[name]

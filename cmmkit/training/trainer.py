@@ -35,7 +35,7 @@ from cmmkit.models.base import ConditionalModel
 from cmmkit.pair import PairData
 from cmmkit.training import faults, speed
 from cmmkit.training.checkpoint import nonfinite
-from cmmkit.training.distributed import current
+from cmmkit.training.distributed import current, data_parallel_loss
 from cmmkit.training.metrics import MetricsLog
 from cmmkit.training.optim import (
     lr_factor,
@@ -74,7 +74,8 @@ class Trainer:
         speed.configure(self.model, self.device, self.tc.speed)  # TF32, channels_last, compile (train.speed)
         self.optimizers = make_optimizers(model, self.tc)
         self.dist.broadcast_module_(model)  # under torchrun: rank 0's weights everywhere
-        self.step_optimizers = StepOptimizers(self.optimizers, self.dist)  # they average gradients over ranks
+        ddp = data_parallel_loss(model, self.device) if self.dist.active else None
+        self.step_optimizers = StepOptimizers(self.optimizers, self.dist, ddp=ddp)  # gradients averaged over ranks
         self.progress = progress and self.dist.is_main
         self.meta = meta or {}
         self.epoch = 0  # completed epochs

@@ -161,3 +161,55 @@ def test_a_plugin_model_owning_an_n_critic_step_trains_and_resumes_through_the_o
         _, state, meta = load_checkpoint(tmp_path / "r" / "checkpoint.safetensors")
         assert {g: int(s["state"][0]["step"]) for g, s in state["optimizers"].items()} == {"discriminator": 16,
                                                                                            "generator": 8}
+
+
+class _Line(torch.nn.Module):
+    """A one-weight model with a default-step loss: (w . x - 1)^2 summed over the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(2))
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # never reached by the loss
+
+    def training_loss(self, batch):
+        loss = ((batch["x"] @ self.w - 1) ** 2).sum()
+        return loss, {}
+
+
+def _ddp_on_rank(rank: int, world: int, init: str, out: dict) -> None:
+    import torch.distributed as dist
+
+    from cmmkit.training.distributed import Dist, data_parallel_loss
+    from cmmkit.training.step import StepOptimizers
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        model, d = _Line(), Dist(rank=rank, world=world)
+        calls = []
+        average = d.average_gradients_
+        object.__setattr__(d, "average_gradients_", lambda ps: (calls.append(len(ps)), average(ps)))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        optimizers = StepOptimizers({"main": opt}, d, ddp=data_parallel_loss(model, torch.device("cpu")))
+        x = torch.tensor([[1.0, 0.0]]) if rank == 0 else torch.tensor([[0.0, 2.0]])
+        loss, _ = optimizers.training_loss(model, {"x": x})  # through DDP: averaged in backward
+        optimizers.only().minimize(loss)
+        after_ddp = model.w.detach().clone().tolist()
+        loss = ((x @ model.w - 1) ** 2).sum()  # a model's own loss (a GAN's): averaged at step()
+        optimizers.only().minimize(loss)
+        out[rank] = (after_ddp, model.w.detach().tolist(), calls)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_default_step_runs_in_ddp_and_a_models_own_loss_is_averaged_at_step(tmp_path):
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_ddp_on_rank, args=(2, f"file://{tmp_path / 'rdzv'}", out), nprocs=2, join=True)
+        results = dict(out)
+    # rank 0: grad of (w0 - 1)^2 at w=1 is 0; rank 1: grad of (2 w1 - 1)^2 is (0, 4(2-1)) = (0, 4);
+    # mean (0, 2), SGD 0.1 -> w = (1, 0.8) on both ranks (a rank-local update would give (1, 0.6) on rank 1)
+    for rank in (0, 1):
+        after_ddp, after_own, calls = results[rank]
+        assert after_ddp == pytest.approx([1.0, 0.8])
+        assert calls == [2]  # DDP's step skipped the manual average; the model's own loss used it once
+    assert results[0][1] == pytest.approx(results[1][1])  # still in sync after the manual average
