@@ -23,7 +23,7 @@ from cmmkit.registry import get_registry
 from cmmkit.training import distributed
 from cmmkit.training.checkpoint import nonfinite
 from cmmkit.training.distributed import Dist
-from cmmkit.training.optim import pick_device
+from cmmkit.training.optim import pick_device, schedule_jump
 from cmmkit.training.rundir import RunDir
 from cmmkit.training.trainer import Trainer
 
@@ -150,6 +150,8 @@ def resume(path: str | Path, sets: list[str] | None = None, *, progress: bool = 
         trainer = Trainer(config, model, data, run, progress=progress,
                           meta=_meta(config, pair, meta.get("data_info", {})))
         notes = trainer.restore(state, meta)
+        if d.is_main and (jump := schedule_jump(saved.train, config.train, meta, trainer.lr_factor())):
+            log.warning("resume: %s", jump)
         for line in ([f"resume: {key} {old!r} -> {new!r}" for key, old, new in changes]
                      + [f"resume: optimizer {n} (written into the restored optimizer)" for n in notes]):
             if d.is_main:

@@ -96,6 +96,16 @@ def lr_factor(train: TrainConfig, step: int, progress: float = 0.0) -> float:
     return factor
 
 
+def schedule_jump(saved: TrainConfig, train: TrainConfig, meta: dict[str, Any], next_factor: float) -> str | None:
+    """What a resume with another ``train.epochs`` does to a decaying schedule (None if nothing):
+    the curve is stretched to the new length, so the rate moves at once."""
+    if train.lr_schedule not in ("linear", "cosine") or saved.epochs == train.epochs:
+        return None
+    return (f"train.epochs {saved.epochs} -> {train.epochs} under the {train.lr_schedule} schedule: the rate now "
+            f"decays over the new length, from {meta.get('lr_factor', 1.0):.3g} of the configured rate at the "
+            f"last step to {next_factor:.3g} at the next")
+
+
 def set_lr(optimizers: dict[str, torch.optim.Optimizer], train: TrainConfig, step: int,
            progress: float = 0.0) -> float:
     """Set every group's rate for step ``step``: its configured rate times :func:`lr_factor`

@@ -103,3 +103,12 @@ def test_decay_reaches_the_last_step_and_resumes_exactly_after_a_mid_run_stop(tm
     wa, _, _ = load_checkpoint(straight.path / "checkpoint.safetensors")
     wb, _, _ = load_checkpoint(resumed.path / "checkpoint.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resuming_a_decaying_schedule_with_more_epochs_says_the_rate_jumps(tmp_path, synthetic_pair, caplog):
+    sets = ["train.lr_schedule=linear", "train.optimizer.name=Adam", "train.optimizer.lr=0.01"]
+    train(build_config("synthetic", sets=sets + ["train.epochs=1"]), tmp_path / "r", progress=False)
+    with caplog.at_level(logging.WARNING):
+        resume(tmp_path / "r", ["train.epochs=2"], progress=False)
+    assert "train.epochs 1 -> 2 under the linear schedule" in caplog.text
+    assert "at the next" in caplog.text and "0.5 at the next" in caplog.text  # half-way through 2 epochs
