@@ -122,7 +122,8 @@ class RunDir:
         """Validate ``config.yaml`` against ``saved`` (the checkpoint's config). Returns True when
         the file needs (re)writing: it is absent, or it is ``previous`` (the config this run had
         before its last ``--resume --set``, left by a kill between checkpoint and config write)."""
-        from cmmkit.config import differences, dump, validate
+        from cmmkit.config import dump, validate
+        from cmmkit.config_changes import differences
 
         raw = self.read_config()
         if raw is None:
