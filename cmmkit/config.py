@@ -111,6 +111,9 @@ class TrainConfig(_Strict):
                                 "of it at the end of train.epochs (by training progress, so resuming is exact)")
     min_lr_fraction: float = Field(0.0, ge=0, le=1, description="where the linear and cosine schedules end, "
                                    "as a fraction of the configured rate")
+    decay_fraction: float = Field(1.0, gt=0, le=1, description="linear and cosine schedules: decay over this last "
+                                  "fraction of training only, at the full rate before (warmup-stable-decay); 1: "
+                                  "over the whole run")
     checkpoint_every_minutes: float = Field(
         5.0, ge=0, description="also checkpoint mid-epoch after this many minutes of training (0: only at epoch "
                                "ends); a SIGKILL loses at most this much work")

@@ -80,7 +80,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def lr_factor(train: TrainConfig, step: int, progress: float = 0.0) -> float:
     """The learning rate of step ``step`` (1-based) as a fraction of the configured one: linear
     warm-up over ``train.warmup_steps``, then constant, ``sqrt(warmup / step)`` (Vaswani et al.
-    2017), or a linear / half-cosine decay to ``train.min_lr_fraction`` over the run. ``progress``
+    2017), or a linear / half-cosine decay to ``train.min_lr_fraction`` over the run's last
+    ``train.decay_fraction`` (1: all of it; less: warmup-stable-decay, Hägele et al. 2024). ``progress``
     is the fraction of ``train.epochs`` done before this step ((epoch + batch / batches) / epochs):
     batch counts may differ between epochs (sentences batched by tokens), so the decay follows
     progress, not a step total. A function of the position alone, so resuming continues the
@@ -90,7 +91,7 @@ def lr_factor(train: TrainConfig, step: int, progress: float = 0.0) -> float:
     if train.lr_schedule == "inverse_sqrt" and step > max(warm, 1):
         factor = (max(warm, 1) / step) ** 0.5
     elif train.lr_schedule in ("linear", "cosine"):
-        left = 1.0 - min(max(progress, 0.0), 1.0)  # 1 at the start, 1/batches at the last step
+        left = min((1.0 - min(max(progress, 0.0), 1.0)) / train.decay_fraction, 1.0)  # 1 until the decay starts
         shape = left if train.lr_schedule == "linear" else 0.5 * (1.0 - math.cos(math.pi * left))
         factor *= train.min_lr_fraction + (1.0 - train.min_lr_fraction) * shape
     return factor

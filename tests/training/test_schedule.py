@@ -112,3 +112,13 @@ def test_resuming_a_decaying_schedule_with_more_epochs_says_the_rate_jumps(tmp_p
         resume(tmp_path / "r", ["train.epochs=2"], progress=False)
     assert "train.epochs 1 -> 2 under the linear schedule" in caplog.text
     assert "at the next" in caplog.text and "0.5 at the next" in caplog.text  # half-way through 2 epochs
+
+
+def test_warmup_stable_decay_holds_the_rate_until_the_last_fraction(synthetic_pair):
+    from cmmkit.training.optim import lr_factor
+
+    tc = build_config("synthetic", sets=["train.lr_schedule=linear", "train.decay_fraction=0.2"]).train
+    assert [lr_factor(tc, 100, p) for p in (0.0, 0.5, 0.8)] == pytest.approx([1.0, 1.0, 1.0])
+    assert [lr_factor(tc, 100, p) for p in (0.85, 0.9, 1.0)] == pytest.approx([0.75, 0.5, 0.0])
+    with pytest.raises(Exception, match="decay_fraction"):
+        build_config("synthetic", sets=["train.decay_fraction=0"])
