@@ -51,15 +51,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 14 epochs: a step is convolution-bound (~5.5 ms of one core per face, ~70% of the matmul
     # peak), so 20 epochs took ~20 min here; 14 fit in 15 (docs/results.md, "The CMMA default").
     "default": {
-        "pair": {"x": {"base_channels": 32, "layers": 4, "logvar_floor": -9.0}},
+        "pair": {"x": {"base_channels": 32, "layers": 4}},
         # Warmup-stable-decay: the full rate for 80% of the run, then a linear decay to 0 over the last
         # 20% (train.decay_fraction). With a constant rate the validation bound swung by ±500 nats between
         # late epochs and the run ended wherever the last step left it; a decay over the whole run
         # lost too much early progress (test bound 18,365 vs 18,735 constant; docs/results.md, "The
-        # CMMA default"). The decoder's log-variance floor is -9 (pair.x.logvar_floor): with -6, 68% of
-        # the pixels sat at the floor late in training. Seed-sensitive: test bounds 19,537 / 15,519 /
-        # 19,582 for seeds 0 / 1 / 2 (seed 1 starts with a near-zero KL for 5 epochs; with -6 it recovers
-        # sooner and ends at 18,541): docs/results.md, "Table 2 with training seeds".
+        # CMMA default"). The decoder's log-variance floor stays -6: -9 raised the best seeds (19,537 / 19,582)
+        # but one seed in three stalled (15,519); with -6 the three seeds give 19,039 / 18,541 / 19,093
+        # (docs/results.md, "Table 2 with training seeds").
         "train": {"epochs": 14, "batch_size": 64, "optimizer": {"name": "Adam", "lr": 0.001},
                   "lr_schedule": "linear", "decay_fraction": 0.2},
         "models": {

@@ -1,5 +1,5 @@
 """The LFW `default` preset's CMMA (issue 16): it trains on its bound alone, with no log p(y)
-surrogate, a decoder log-variance floor of -9 and warmup-stable-decay; the x-only variant used for
+surrogate and warmup-stable-decay; the x-only variant used for
 attribute inference can still switch h2 back on.
 
 Why the surrogate is off (docs/results.md, "The CMMA default"): with E_p(z|y) log q(y|z) in the
@@ -28,14 +28,14 @@ def test_default_cmma_has_no_y_surrogate_and_fits_the_budget():
     cfg = build_config("lfw_faces_attrs", model="cmma")
     assert cfg.model.y_surrogate_weight == 0.0
     assert cfg.train.epochs == 14  # ~5.5 CPU-ms per face: 14 x 10,000 faces fit in 15 minutes, 20 did not
-    # -9 with warmup-stable-decay: test bound 19,537 nats at 14 epochs, where -6 with a constant rate gave
-    # 18,735 and the issue's plain loop 19,118 (docs/results.md, "The CMMA default")
-    assert cfg.pair.x.logvar_floor == -9.0
+    # warmup-stable-decay with the -6 floor: test bounds 19,039 / 18,541 / 19,093 over seeds 0-2; -9 reached
+    # 19,537 / 15,519 / 19,582 (a stalled seed) (docs/results.md, "Table 2 with training seeds")
+    assert cfg.pair.x.logvar_floor == -6.0
     assert (cfg.train.lr_schedule, cfg.train.decay_fraction, cfg.train.min_lr_fraction) == ("linear", 0.2, 0.0)
     # the CVAE gets the same budget and schedule (Table 2 compares at equal epochs); the CGAN keeps its swept
     # constant rates
     cvae = build_config("lfw_faces_attrs", model="cvae")
-    assert (cvae.train.epochs, cvae.train.lr_schedule, cvae.pair.x.logvar_floor) == (14, "linear", -9.0)
+    assert (cvae.train.epochs, cvae.train.lr_schedule, cvae.pair.x.logvar_floor) == (14, "linear", -6.0)
     assert build_config("lfw_faces_attrs", model="cgan").train.lr_schedule == "constant"
 
 
