@@ -2,6 +2,7 @@
 follows it step by step, that resuming continues it exactly, and that resuming reports no lr change
 when only the schedule moved the rate."""
 
+import contextlib
 import logging
 
 import pytest
@@ -15,6 +16,21 @@ SCHEDULE = ["train.warmup_steps=4", "train.lr_schedule=inverse_sqrt", "train.opt
             "train.optimizer.lr=0.01"]
 
 
+@contextlib.contextmanager
+def adam_rates():
+    """The learning rate of every Adam step taken inside the block, in order."""
+    seen: list[float] = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.Adam, "step", spy)
+        yield seen
+
+
 def test_factor_rises_linearly_then_decays_as_inverse_sqrt(tmp_path, synthetic_pair):
     from cmmkit.runs import build_model, load_data
     from cmmkit.training.rundir import RunDir
@@ -25,15 +41,7 @@ def test_factor_rises_linearly_then_decays_as_inverse_sqrt(tmp_path, synthetic_p
     trainer = Trainer(cfg, build_model(cfg, data.info)[1], data, RunDir(tmp_path / "r"), progress=False)
     assert [trainer.lr_factor(s) for s in (1, 2, 4)] == pytest.approx([0.25, 0.5, 1.0])
     assert [trainer.lr_factor(s) for s in (16, 100)] == pytest.approx([0.5, 0.2])
-    seen = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *a, **k):
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *a, **k)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(torch.optim.Adam, "step", spy)
+    with adam_rates() as seen:
         trainer.fit()
     assert seen[:6] == pytest.approx([0.01 * trainer.lr_factor(s) for s in range(1, 7)])
 
@@ -74,15 +82,7 @@ def test_decay_reaches_the_last_step_and_resumes_exactly_after_a_mid_run_stop(tm
 
     sets = ["train.lr_schedule=linear", "train.optimizer.name=Adam", "train.optimizer.lr=0.01", "train.epochs=2",
             "train.checkpoint_every_minutes=0"]
-    seen = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *a, **k):
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *a, **k)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(torch.optim.Adam, "step", spy)
+    with adam_rates() as seen:
         straight = train(build_config("synthetic", sets=sets), tmp_path / "a", progress=False)
     n = len(seen)
     assert n >= 4 and seen[0] == pytest.approx(0.01)
