@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
-from cmmkit.modality import Code, Decoder, Value, code_parts
+from cmmkit.modality import Code, Decoder, Modality, Value, code_parts
 from cmmkit.models.base import ConditionalModel, ModelConfig
 
 
@@ -28,6 +28,10 @@ class LatentConfig(ModelConfig):
     posterior_y_hidden: int = Field(256, ge=1, description="features of y fed to the posterior heads")
     logvar_init: float = Field(0.0, ge=LOGVAR_MIN, le=LOGVAR_MAX, description="initial log sigma^2 of the latent Gaussians "
                                "(their heads' bias); below 0 z starts close to its mean")
+    kl_warmup_steps: int = Field(0, ge=0, description="training only: the KL term's weight rises linearly from 0 "
+                                 "to 1 over this many optimizer steps (Bowman et al. 2016), so the decoder learns "
+                                 "to read z before the KL can switch it off; 0: the bound from the first step. "
+                                 "Validation and evaluation always use the full bound")
 
 
 def soft_clamp_logvar(raw: torch.Tensor, high: float = LOGVAR_MAX) -> torch.Tensor:
@@ -143,6 +147,16 @@ class LatentModel(ConditionalModel):
     config: LatentConfig
     decoder: Decoder
 
+    def __init__(self, config: LatentConfig, x: Modality, y: Modality) -> None:
+        super().__init__(config, x, y)
+        if config.kl_warmup_steps:  # a buffer, so a checkpoint resumes the warm-up where it stopped
+            self.register_buffer("kl_warmup_done", torch.zeros((), dtype=torch.long))
+
+    def kl_weight(self) -> float:
+        """The KL term's weight in the training loss: 1, or the warm-up's linear ramp."""
+        n = self.config.kl_warmup_steps
+        return 1.0 if not n else min(1.0, float(self.kl_warmup_done) / n)
+
     @abstractmethod
     def prior(self, y: Value) -> DiagonalGaussian:
         """p(z | y): CMMA's f network, or N(0, I) for a CVAE/VAE."""
@@ -167,8 +181,15 @@ class LatentModel(ConditionalModel):
     # --- trainer contract (prepared values) ----------------------------------------------
     def training_loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms = bound.elbo(self, batch)
-        loss = -terms.elbo.mean()
+        if self.config.kl_warmup_steps:
+            weight = self.kl_weight()
+            loss = -(terms.log_likelihood - weight * terms.kl).mean()
+            self.kl_warmup_done += 1
+        else:
+            loss = -terms.elbo.mean()
         logs = {"bound": terms.elbo.mean().detach(), "kl": terms.kl.mean().detach()}
+        if self.config.kl_warmup_steps:
+            logs["kl_weight"] = torch.tensor(weight)
         extra, extra_logs = self.extra_loss(batch, terms)
         if extra is not None:
             loss = loss + extra

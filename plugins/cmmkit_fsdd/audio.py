@@ -47,6 +47,10 @@ class LogMelOptions(ModalityOptions):
     latent_positions: int = Field(0, ge=0, description="temporal: read z as this many time positions of "
                                   "latent_dim/positions features each (a time-positional latent); 0: a dense map "
                                   "of z to the first positions (a global latent)")
+    refine_blocks: int = Field(0, ge=0, le=4, description="conv decoder: residual 3x3 conv blocks after every "
+                               "upsampling stage, and the last stage ends at full resolution with features "
+                               "(then a 3x3 conv to mean and log-variance) instead of the 2 output channels; "
+                               "0: the plain stack of transposed convolutions")
     likelihood: Literal["gaussian", "laplace"] = Field("gaussian", description="conv and temporal: the per-bin "
                                                        "density (the variance bounds apply to its variance)")
     ar_context: int = Field(64, ge=1, description="autoregressive: features per frame of the conditioning from z")
@@ -92,6 +96,20 @@ class SpectrogramEncoder(nn.Module):
         return self.fc(self.conv(x.unsqueeze(1)))
 
 
+class _Residual(nn.Module):
+    """x + conv(act(conv(x))): two 3x3 convolutions at one resolution. The plain decoder renders
+    64x126 bins from 4x8 cells with one transposed convolution per octave; these blocks give each
+    resolution the depth to draw harmonics and onsets rather than their average."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), _act(), nn.Conv2d(channels, channels, 3, 1, 1))
+        self.act = _act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
 class GaussianSpectrogramDecoder(Decoder):
     """h -> N(mu, diag(exp(logvar))) over the normalised log-mel bins (transposed convolutions), or a
     :class:`~cmmkit_fsdd.temporal.Laplace` with that variance (``likelihood="laplace"``)."""
@@ -108,7 +126,13 @@ class GaussianSpectrogramDecoder(Decoder):
         for i in reversed(range(opts.layers - 1)):
             mods += [nn.ConvTranspose2d(c, opts.base_channels * 2**i, 4, 2, 1), _act()]
             c = opts.base_channels * 2**i
-        mods.append(nn.ConvTranspose2d(c, 2, 4, 2, 1))
+            mods += [_Residual(c) for _ in range(opts.refine_blocks)]
+        if opts.refine_blocks:  # full resolution with features, then mean and log-variance per bin
+            mods += [nn.ConvTranspose2d(c, c, 4, 2, 1), _act()]
+            mods += [_Residual(c) for _ in range(opts.refine_blocks)]
+            mods.append(nn.Conv2d(c, 2, 3, 1, 1))
+        else:
+            mods.append(nn.ConvTranspose2d(c, 2, 4, 2, 1))
         self.deconv = nn.Sequential(*mods)
 
     def forward(self, h: torch.Tensor) -> DiagonalGaussian | Laplace:
