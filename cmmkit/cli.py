@@ -15,12 +15,12 @@ log = logging.getLogger("cmmkit.cli")  # not __name__, which is "__main__" under
 
 TRAIN_EXAMPLES = """\
 examples:
-  cmmkit train --pair lfw_faces_attrs --preset tiny --epochs 2
-  cmmkit train --pair lfw_faces_attrs --model cvae --set train.optimizer.lr=0.05
-  cmmkit train --pair lfw_faces_attrs --set model.posterior=x --set train.batch_size=32 --data-dir ~/data/lfw
-  cmmkit train --pair lfw_faces_attrs --preset paper --device cuda
-  cmmkit train --pair multi30k_en_de --preset large --epochs 30
-  cmmkit train --pair lfw_faces_attrs --print-config
+  cmmkit pairs                                   # the installed pairs (PAIR below)
+  cmmkit train --pair PAIR --preset tiny --epochs 2
+  cmmkit train --pair PAIR --model cvae --set train.optimizer.lr=0.05
+  cmmkit train --pair PAIR --set model.posterior=x --set train.batch_size=32 --data-dir ~/data/PAIR
+  cmmkit train --pair PAIR --preset paper --device cuda
+  cmmkit train --pair PAIR --print-config
   cmmkit train --resume runs/my-run --epochs 40
 """
 

@@ -82,7 +82,7 @@ class SpeedConfig(_Strict):
     fused_optimizer: bool = Field(True, description="the optimizer's fused kernel (Adam, AdamW, SGD, Adagrad) "
                                   "unless train.optimizer.kwargs sets fused or foreach; 2.7x faster Adam on CPU")
     compile: bool = Field(False, description="torch.compile the model's training_loss (off: on this CPU it "
-                          "cost 2 min to compile and made the LFW step 15% slower)")
+                          "cost 2 min to compile and made the reference pair's step 15% slower)")
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="channels_last weights and images (auto: on CUDA only; no gain measured on CPU)")
     autocast: Literal["off", "bf16"] = Field(

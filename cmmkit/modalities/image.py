@@ -109,7 +109,7 @@ class ImageModality(Modality):
         return -self.dims * math.log(256.0)
 
     def prepare(self, value: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
-        # a contiguous (N, C, H, W) copy (a gather from the memory-mapped (N, H, W, C) LFW cache comes
+        # a contiguous (N, C, H, W) copy (a gather from a memory-mapped (N, H, W, C) image cache comes
         # strided), then in place: the same operations as (x + u) / 256 without two temporaries
         x = value.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
         return x.add_(torch.rand_like(x) if dequantize else 0.5).div_(256.0)
@@ -149,7 +149,7 @@ class ImageModality(Modality):
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
     def save_preview(self, real: torch.Tensor, generated: torch.Tensor, path: Any) -> bool:
-        """Rows of 8: real faces, then the faces generated from their conditioning values."""
+        """Rows of 8: real images, then the images generated from their conditioning values."""
         from cmmkit.images import save_grid
 
         per_row = min(8, len(real))

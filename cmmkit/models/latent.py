@@ -97,7 +97,7 @@ class PosteriorFeatures(nn.Module):
 
     The latent has the positions of y's code (p(z | y) gives one Gaussian per position of y), so h
     must describe x at those positions:
-    - flat x, flat y (LFW, FSDD): the two feature vectors concatenated, as in §2.2;
+    - flat x, flat y (an image or spectrogram from attributes or words): the two feature vectors concatenated, as in §2.2;
     - positional x and y (translation): each y position attends over x's positions (one cross-
       attention layer with a residual connection and a feed-forward block), then concatenated with y's
       own features there;

@@ -1,8 +1,8 @@
 """How the training step uses the hardware: ``train.speed`` (docs/training.md, "Speed").
 
 Measured on the 2-core CPU this project runs on (benchmarks/README.md): the fused Adam kernel
-(:func:`cmmkit.training.optim.make_optimizers`, on by default) takes 4.0 ms of CPU per LFW default
-step against 10.8 ms for the per-parameter loop; oneDNN (``torch.backends.mkldnn``, on by default
+(:func:`cmmkit.training.optim.make_optimizers`, on by default) takes 4.0 ms of CPU per step of the
+reference pair's default against 10.8 ms for the per-parameter loop; oneDNN (``torch.backends.mkldnn``, on by default
 in PyTorch) halves the step against the native convolutions; channels_last changed nothing
 measurable on CPU; ``torch.compile`` of the loss took ~2 minutes to compile and made the step
 ~15% slower, so it is opt-in. On CUDA the defaults add TF32 matmuls, channels_last, page-locked
