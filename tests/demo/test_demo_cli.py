@@ -18,7 +18,10 @@ pytest.importorskip("gradio_client", reason="the demo tests drive the page with 
 def test_command_prints_the_address_and_serves_the_page(demo_runs):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "cmmkit.cli", "demo", str(demo_runs["translation"]), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # a suite started in the background by a non-interactive shell inherits an
+                            # ignored SIGINT; the demo must see Ctrl-C as a user's terminal sends it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()  # blocks until the page is up (or the command failed)
         match = re.search(r"cmmkit demo: 1 run\(s\) of multi30k_en_de at (http://127\.0\.0\.1:\d+/)", line)
