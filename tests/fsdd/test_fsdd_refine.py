@@ -5,8 +5,12 @@ the plain decoder's parameters untouched when it is 0 (saved runs still load).""
 from __future__ import annotations
 
 import torch
-
-from cmmkit_fsdd.audio import GaussianSpectrogramDecoder, LogMelModality, LogMelOptions, _Residual
+from cmmkit_fsdd.audio import (
+    GaussianSpectrogramDecoder,
+    LogMelModality,
+    LogMelOptions,
+    _Residual,
+)
 from cmmkit_fsdd.temporal import Laplace
 
 MELS, FRAMES = 64, 126

@@ -51,7 +51,8 @@ def test_warmup_is_saved_and_resumed(tmp_path, synthetic_pair):
     weights, _, _ = load_checkpoint(run.path / "checkpoint.safetensors")
     done = int(weights["kl_warmup_done"])
     assert done > 0  # one count per optimizer step of epoch 1
-    rows = list(csv.DictReader(open(run.path / "metrics.csv")))
+    with open(run.path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert 0.0 < float(rows[-1]["train_kl_weight"]) < 1.0
     resume(run.path, overrides={"train": {"epochs": 2}}, progress=False)
     weights, _, _ = load_checkpoint(run.path / "checkpoint.safetensors")
