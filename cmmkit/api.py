@@ -90,7 +90,7 @@ def get_pair(name: str) -> Any:
 
 def require(module: str, extra: str) -> Any:
     """Import ``module``, an optional dependency of a plugin, or raise a :class:`ConfigError`
-    saying which extra installs it: ``torchaudio = require("torchaudio", "fsdd")``."""
+    saying which extra installs it: ``audio = require("somelib", "myextra")``."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -1,13 +1,13 @@
 """Plugins extend the ``cmmkit`` command line through the ``register_commands`` hook (as in
 simonw/llm): new commands, condition flags of ``cmmkit generate``, options of core commands.
 
-The core defines no flag that belongs to one pair: the LFW plugin adds ``--attr`` and ``--base``
-and the ``evaluate-edits`` command, the speech plugin ``--speaker``. A plugin's hook receives a
+The core defines no flag that belongs to one pair: a pair plugin adds its own condition flags
+(e.g. one that sets a named attribute) and its own commands. A plugin's hook receives a
 :class:`CommandLine`::
 
     @hookimpl
     def register_commands(register):      # register: a CommandLine
-        register.condition("--speaker", key="speaker", help="speaker to condition on")
+        register.condition("--colour", key="colour", help="colour to condition on")
         p = register.command("my-command", help="...")
         p.add_argument("run")
         p.set_defaults(func=my_handler)   # my_handler(args) -> exit code
@@ -69,7 +69,7 @@ class CommandLine:
 
     def option(self, command: str, *flags: str, **kwargs: Any) -> None:
         """Add an option to an existing command, as ``ArgumentParser.add_argument`` (e.g. a
-        pair's own name for a core option: ``option("figure", "--faces", dest="examples", ...)``).
+        pair's own name for a core option: ``option("figure", "--items", dest="examples", ...)``).
         A flag the command has already is left as it is (two plugins may add the same one)."""
         parser = self._commands[command]
         if not any(f in parser._option_string_actions for f in flags):
@@ -77,7 +77,7 @@ class CommandLine:
 
     def condition(self, flag: str, *, key: str | None = None, help: str, metavar: str | None = None) -> None:  # noqa: A002
         """A ``cmmkit generate`` flag that sets part of each condition: with ``key``, the flag's
-        value under that key (``--speaker jackson`` -> ``{"speaker": "jackson"}``); without,
+        value under that key (``--colour red`` -> ``{"colour": "red"}``); without,
         repeatable ``NAME=VALUE`` pairs (``--attr Male=1`` -> ``{"Male": "1"}``). Values stay
         strings: the run's y modality checks and converts them."""
         metavar = metavar or ("NAME=VALUE" if key is None else key.upper())

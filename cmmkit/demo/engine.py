@@ -45,7 +45,7 @@ class RunResult:
 
 
 def describe(run: TrainedRun) -> str:
-    """``cmma (runs/lfw-cmma)``: how a run is labelled on the page."""
+    """``cmma (runs/my-run)``: how a run is labelled on the page."""
     return f"{run.model.name} ({run.path.name})"
 
 

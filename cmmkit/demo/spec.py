@@ -3,15 +3,15 @@
 The page is built from these declarations only, so every pair gets a page without special cases:
 
 - the conditioning modality y declares its **controls** (:meth:`cmmkit.modality.Modality.demo_spec`):
-  one per key of the mapping its ``from_user`` reads (a slider per LFW attribute, a text box for a
-  sentence or digit word, a choice of speaker), and the **bases** ``from_user`` accepts for filling
+  one per key of the mapping its ``from_user`` reads (a slider per named attribute, a text box for a
+  sentence or word, a choice among named values), and the **bases** ``from_user`` accepts for filling
   values the user leaves unset (named vectors: ``"conditional"``, ``"mean"``);
 - the generated modality x declares its **views** (how to show one output: an image, an audio clip,
-  text), the **upload** kind its ``from_user`` reads (``"image"``: faces can be uploaded, edited and
+  text), the **upload** kind its ``from_user`` reads (``"image"``: images can be uploaded, edited and
   have their condition inferred) and how many sampled **alternatives** are worth showing beside the
-  noise-free output (translations);
-- the pair (:meth:`cmmkit.pair.Pair.demo_spec`) groups y's controls (LFW: sex / ethnicity / age,
-  hair, ...) and lists **examples** of x a user may pick (LFW: test faces by person).
+  noise-free output (e.g. text, where samples differ);
+- the pair (:meth:`cmmkit.pair.Pair.demo_spec`) groups y's controls (e.g. attributes by theme)
+  and lists **examples** of x a user may pick (e.g. test examples by name).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 of logits, trained and evaluated through the one trainer (``cmmkit train-judge``); it does not
 generate. A judge subclass says how many logits it has and what its loss and accuracy are.
 
-Pairs ship their judges as plugins (the LFW pair's ``attribute_judge``, the speech pair's
-``speech_judge``) and name them in :attr:`cmmkit.pair.Pair.judge_model`.
+Pairs ship their judges as plugins (e.g. an attribute classifier for images, a classifier of
+audio) and name them in :attr:`cmmkit.pair.Pair.judge_model`.
 """
 
 from __future__ import annotations

@@ -152,10 +152,11 @@ class LatentModel(ConditionalModel):
         if config.kl_warmup_steps:  # a buffer, so a checkpoint resumes the warm-up where it stopped
             self.register_buffer("kl_warmup_done", torch.zeros((), dtype=torch.long))
 
-    def kl_weight(self) -> float:
-        """The KL term's weight in the training loss: 1, or the warm-up's linear ramp."""
+    def kl_weight(self) -> torch.Tensor | float:
+        """The KL term's weight in the training loss: 1, or the warm-up's linear ramp (a tensor on
+        the buffer's device, so reading it costs no host sync inside the step)."""
         n = self.config.kl_warmup_steps
-        return 1.0 if not n else min(1.0, float(self.kl_warmup_done) / n)
+        return 1.0 if not n else (self.kl_warmup_done.float() / n).clamp(max=1.0)
 
     @abstractmethod
     def prior(self, y: Value) -> DiagonalGaussian:
@@ -181,15 +182,14 @@ class LatentModel(ConditionalModel):
     # --- trainer contract (prepared values) ----------------------------------------------
     def training_loss(self, batch: dict[str, Value]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms = bound.elbo(self, batch)
-        if self.config.kl_warmup_steps:
-            weight = self.kl_weight()
-            loss = -(terms.log_likelihood - weight * terms.kl).mean()
-            self.kl_warmup_done += 1
-        else:
-            loss = -terms.elbo.mean()
         logs = {"bound": terms.elbo.mean().detach(), "kl": terms.kl.mean().detach()}
         if self.config.kl_warmup_steps:
-            logs["kl_weight"] = torch.tensor(weight)
+            weight = self.kl_weight()
+            self.kl_warmup_done += 1
+            logs["kl_weight"] = weight
+            loss = -(terms.log_likelihood - weight * terms.kl).mean()
+        else:
+            loss = -terms.elbo.mean()
         extra, extra_logs = self.extra_loss(batch, terms)
         if extra is not None:
             loss = loss + extra

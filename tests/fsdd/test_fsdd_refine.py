@@ -1,6 +1,6 @@
-"""The conv log-mel decoder's residual refinement (``pair.x.refine_blocks``): same outputs and
-likelihoods as the plain decoder, residual blocks at every resolution including the full one, and
-the plain decoder's parameters untouched when it is 0 (saved runs still load)."""
+"""The conv log-mel decoder's residual refinement (``pair.x.refine_blocks``): the same kinds and shapes
+of output and likelihood as the plain decoder, residual blocks at every resolution including the
+full one, and the plain decoder's parameters untouched when it is 0 (saved runs still load)."""
 
 from __future__ import annotations
 
