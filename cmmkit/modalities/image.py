@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
@@ -30,6 +30,15 @@ class ImageOptions(ModalityOptions):
     layers: int = Field(4, ge=1, le=7, description="stride-2 conv layers (64 px -> 4 px with 4)")
     logvar_floor: float = Field(-6.0, description="lower bound of the decoder's per-pixel log-variance")
     learn_variance: bool = Field(True, description="per-pixel learned variance; else fixed at logvar_floor")
+    logvar_init: float | None = Field(None, description="the decoder's log-variance at initialisation (the bias of "
+                                      "its log-variance outputs; above logvar_floor). None: PyTorch's default init, "
+                                      "about 0. A low start makes reconstruction worth z's KL from the first step")
+
+    @model_validator(mode="after")
+    def _init_above_floor(self) -> "ImageOptions":
+        if self.logvar_init is not None and self.logvar_init <= self.logvar_floor:
+            raise ValueError(f"logvar_init ({self.logvar_init}) must be above logvar_floor ({self.logvar_floor})")
+        return self
 
 
 def _act() -> nn.Module:
@@ -69,6 +78,11 @@ class GaussianImageDecoder(Decoder):
         out = channels * (2 if opts.learn_variance else 1)
         mods += [nn.ConvTranspose2d(c, out, 4, 2, 1)]
         self.deconv = nn.Sequential(*mods)
+        if opts.learn_variance and opts.logvar_init is not None:
+            # floor + softplus(raw - floor) = init  <=>  raw = floor + log(expm1(init - floor))
+            raw = opts.logvar_floor + math.log(math.expm1(opts.logvar_init - opts.logvar_floor))
+            with torch.no_grad():
+                mods[-1].bias[channels:].fill_(raw)
 
     def forward(self, h: torch.Tensor) -> DiagonalGaussian:
         start = self.fc(h).view(-1, self.c0, self.start, self.start)
