@@ -39,10 +39,11 @@ class LogMelOptions(ModalityOptions):
                                          "unbounded). A low ceiling keeps the decoder from calling what it cannot "
                                          "predict noise: it must put it in the mean (and z), at a cost to the bound")
     griffin_lim_iterations: int = Field(32, ge=1, description="Griffin-Lim iterations when turning a spectrogram into audio")
-    decoder: Literal["conv", "autoregressive", "temporal"] = Field(
+    decoder: Literal["conv", "autoregressive", "temporal", "bands"] = Field(
         "conv", description="p(x | z): 'conv' a factorised Gaussian over all bins (2-D transposed convolutions); "
         "'autoregressive' a Gaussian per frame given the frames before it (cmmkit_fsdd.frames); 'temporal' "
-        "1-D convolutions over time with the mel bands as channels, encoder and decoder (cmmkit_fsdd.temporal)")
+        "1-D convolutions over time with the mel bands as channels, encoder and decoder (cmmkit_fsdd.temporal); "
+        "'bands' the conv decoder's features plus a head autoregressive over mel bands (cmmkit_fsdd.bands)")
     temporal_channels: int = Field(128, ge=4, description="temporal: channels of the 1-D convolutions")
     latent_positions: int = Field(0, ge=0, description="temporal: read z as this many time positions of "
                                   "latent_dim/positions features each (a time-positional latent); 0: a dense map "
@@ -53,6 +54,12 @@ class LogMelOptions(ModalityOptions):
                                "0: the plain stack of transposed convolutions")
     likelihood: Literal["gaussian", "laplace"] = Field("gaussian", description="conv and temporal: the per-bin "
                                                        "density (the variance bounds apply to its variance)")
+    band_context: int = Field(16, ge=1, description="bands: feature maps the conv decoder gives the head (from z)")
+    band_channels: int = Field(32, ge=1, description="bands: channels of the autoregressive head")
+    band_layers: int = Field(3, ge=1, description="bands: causal convolutions of the head")
+    band_kernel: int = Field(3, ge=1, description="bands: bands each causal convolution reads (the current and "
+                             "those below)")
+    band_time_kernel: int = Field(3, ge=1, description="bands: frames each causal convolution reads (odd, centred)")
     ar_context: int = Field(64, ge=1, description="autoregressive: features per frame of the conditioning from z")
     ar_prenet: int = Field(128, ge=1, description="autoregressive: units of the prenet reading the previous frame")
     ar_hidden: int = Field(256, ge=1, description="autoregressive: GRU state size")
@@ -114,7 +121,7 @@ class GaussianSpectrogramDecoder(Decoder):
     """h -> N(mu, diag(exp(logvar))) over the normalised log-mel bins (transposed convolutions), or a
     :class:`~cmmkit_fsdd.temporal.Laplace` with that variance (``likelihood="laplace"``)."""
 
-    def __init__(self, in_features: int, mels: int, frames: int, opts: LogMelOptions) -> None:
+    def __init__(self, in_features: int, mels: int, frames: int, opts: LogMelOptions, out_channels: int = 2) -> None:
         super().__init__()
         self.frames, self.floor, self.ceiling = frames, opts.logvar_floor, opts.logvar_ceiling
         self.likelihood = opts.likelihood
@@ -130,13 +137,18 @@ class GaussianSpectrogramDecoder(Decoder):
         if opts.refine_blocks:  # full resolution with features, then mean and log-variance per bin
             mods += [nn.ConvTranspose2d(c, c, 4, 2, 1), _act()]
             mods += [_Residual(c) for _ in range(opts.refine_blocks)]
-            mods.append(nn.Conv2d(c, 2, 3, 1, 1))
+            mods.append(nn.Conv2d(c, out_channels, 3, 1, 1))
         else:
-            mods.append(nn.ConvTranspose2d(c, 2, 4, 2, 1))
+            mods.append(nn.ConvTranspose2d(c, out_channels, 4, 2, 1))
         self.deconv = nn.Sequential(*mods)
 
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, out_channels, mels, frames): the stack's output at full resolution (for the 2 default
+        channels, the mean and raw log-variance; :mod:`cmmkit_fsdd.bands` reads more as features)."""
+        return self.deconv(self.fc(h).view(-1, self.c0, self.h0, self.w0))[..., : self.frames]
+
     def forward(self, h: torch.Tensor) -> DiagonalGaussian | Laplace:
-        out = self.deconv(self.fc(h).view(-1, self.c0, self.h0, self.w0))[..., : self.frames]
+        out = self.features(h)
         mu, logvar = out[:, 0], bounded_logvar(out[:, 1], self.floor, self.ceiling)
         if self.likelihood == "laplace":  # variance 2 b^2 -> log b
             return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=2)
@@ -199,7 +211,13 @@ class LogMelModality(Modality):
     def decoder(self, in_features: int) -> Decoder:
         o = self.options
         if o.likelihood != "gaussian" and o.decoder == "autoregressive":
-            raise ConfigError(f"log_mel: likelihood={o.likelihood!r} needs decoder=conv or temporal")
+            raise ConfigError(f"log_mel: likelihood={o.likelihood!r} needs decoder=conv, temporal or bands")
+        if o.decoder == "bands":
+            from cmmkit_fsdd.bands import BandARDecoder
+
+            if o.band_time_kernel % 2 == 0:
+                raise ConfigError(f"log_mel: band_time_kernel must be odd (centred in time), got {o.band_time_kernel}")
+            return BandARDecoder(in_features, self._mels(), self.shape[1], o)
         if o.decoder == "temporal":
             from cmmkit_fsdd.temporal import TemporalDecoder
 

@@ -57,12 +57,14 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         "prior sample, decoder mean": _judge(run, listener, dec.generate(p.rsample(1.0), 0.0), y),
         "prior sample at 0.5, decoder mean": _judge(run, listener, dec.generate(p.rsample(0.5), 0.0), y),
     }
-    dist = dec(q.mu)
-    std = dist.std if hasattr(dist, "std") else 2**0.5 * torch.exp(dist.log_scale)  # Laplace: sqrt(2) b
-    speech = x_mod.unnormalise(x) > -6.0  # bins well above digital silence (-11.5)
-    out["decoder std in speech bins"] = float(std[speech].mean())
-    out["decoder std elsewhere"] = float(std[~speech].mean())
-    out["residual rms in speech bins"] = float((dist.mean - x)[speech].square().mean().sqrt())
+    # an autoregressive decoder's per-bin densities are those of teacher forcing on the recording
+    dist = dec.distribution(q.mu, x) if hasattr(dec, "distribution") else dec(q.mu)
+    if not isinstance(dist, tuple):  # the frame decoder's (mu, logvar) per step: no per-bin statistics
+        std = dist.std if hasattr(dist, "std") else 2**0.5 * torch.exp(dist.log_scale)  # Laplace: sqrt(2) b
+        speech = x_mod.unnormalise(x) > -6.0  # bins well above digital silence (-11.5)
+        out["decoder std in speech bins"] = float(std[speech].mean())
+        out["decoder std elsewhere"] = float(std[~speech].mean())
+        out["residual rms in speech bins"] = float((dist.mean - x)[speech].square().mean().sqrt())
     out["kl"] = float(q.kl(p).mean())
     out["q std"], out["p std"] = float(q.std.mean()), float(p.std.mean())
     out["posterior second moment / prior variance"] = float((((q.mu - p.mu) / p.std) ** 2).mean()
