@@ -60,6 +60,9 @@ class LogMelOptions(ModalityOptions):
     band_kernel: int = Field(3, ge=1, description="bands: bands each causal convolution reads (the current and "
                              "those below)")
     band_time_kernel: int = Field(3, ge=1, description="bands: frames each causal convolution reads (odd, centred)")
+    band_input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="bands: dropout on the bands the head reads, "
+                                      "training only (so z, not the bands below, must carry the utterance; the "
+                                      "evaluated likelihood is exact)")
     ar_context: int = Field(64, ge=1, description="autoregressive: features per frame of the conditioning from z")
     ar_prenet: int = Field(128, ge=1, description="autoregressive: units of the prenet reading the previous frame")
     ar_hidden: int = Field(256, ge=1, description="autoregressive: GRU state size")

@@ -14,7 +14,8 @@ pattern of the bands below:
   resolution (everything global: timing, envelope, which digit);
 - an autoregressive head reads the spectrogram shifted up by one band through ``band_layers``
   convolutions causal in frequency (kernel ``band_kernel`` bands below and including the current
-  one, ``band_time_kernel`` frames centred in time) with the z features added at every layer, so
+  one, ``band_time_kernel`` frames centred in time; ``band_input_dropout`` drops bins of that input
+  while training) with the z features added at every layer, so
   band f sees the bands below it (up to ``1 + band_layers * (band_kernel - 1)``) of every nearby
   frame and never itself or the bands above;
 - a 1x1 convolution of [head, z features] gives the location and the bounded log-variance of each
@@ -69,13 +70,14 @@ class BandARDecoder(Decoder):
         self.z_in = nn.ModuleList([nn.Conv2d(cz, c, 1) for _ in range(opts.band_layers)])
         self.convs = nn.ModuleList([_CausalBandConv(c, c, k, kt) for _ in range(opts.band_layers - 1)])
         self.out = nn.Conv2d(c + cz, 2, 1)
+        self.input_dropout = nn.Dropout(opts.band_input_dropout)
         #: input bands a band's parameters depend on (the shift by one, then k-1 per causal conv)
         self.reach = 1 + opts.band_layers * (k - 1)
 
     def _head(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of every bin of ``x`` (B, bands, frames) given the bands below it and ``cond``
         (B, band_context, bands, frames), the z features of the same bands."""
-        shifted = F.pad(x, (0, 0, 1, 0))[:, :-1].unsqueeze(1)  # band f holds x_{f-1}; band 0 zeros
+        shifted = self.input_dropout(F.pad(x, (0, 0, 1, 0))[:, :-1].unsqueeze(1))  # band f holds x_{f-1}
         h = F.leaky_relu(self.x_in(shifted) + self.z_in[0](cond), 0.2)
         for conv, z_in in zip(self.convs, self.z_in[1:]):
             h = F.leaky_relu(h + conv(h) + z_in(cond), 0.2)

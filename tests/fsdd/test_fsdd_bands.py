@@ -79,6 +79,14 @@ def test_gradients_reach_the_trunk_and_the_head():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+def test_input_dropout_acts_in_training_only():
+    dec = _decoder(band_input_dropout=0.5)
+    h, x = torch.randn(2, 8), torch.randn(2, MELS, FRAMES)
+    torch.testing.assert_close(dec.log_prob(h, x), dec.log_prob(h, x))  # evaluation: exact, deterministic
+    dec.train()
+    assert not torch.equal(dec.log_prob(h, x), dec.log_prob(h, x))
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ConfigError, match="band_time_kernel must be odd"):
         _decoder(band_time_kernel=4)
