@@ -12,6 +12,10 @@ vocoder, 16-bit samples, the speech judge):
 - ``prior mean`` / ``prior sample`` / ``prior sample at 0.5``: z from p(z | y) (noise 0, 1 and 0.5),
   decoder mean;
 
+- ``recording's bands 0-19, posterior decode above`` and the reverse: the posterior decode with its
+  lowest 20 mel bands swapped for the recording's (or only those kept): which part of the spectrum
+  loses the digit;
+
 then the prior-posterior mismatch: the KL, the mean standard deviations of q and p, the
 second moment of the test posteriors in the prior's units (E[(mu_q - mu_p)^2 / var_p + var_q /
 var_p], 1 when p(z | y) has the spread of the posteriors of its condition), the active latent
@@ -28,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+
+LOW_BANDS = 20  # mel bands 0-19: 0-~700 Hz, where a 100-250 Hz voice's harmonics are resolved
 
 
 def _judge(run: Any, listener: Any, prepared: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -57,6 +64,12 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         "prior sample, decoder mean": _judge(run, listener, dec.generate(p.rsample(1.0), 0.0), y),
         "prior sample at 0.5, decoder mean": _judge(run, listener, dec.generate(p.rsample(0.5), 0.0), y),
     }
+    # which bands lose it: the posterior decode with its lowest LOW_BANDS bands (harmonics, first
+    # formant) taken from the recording, and the other way round
+    recon, low = dec.generate(q.mu, 0.0), torch.arange(x.shape[1]).view(1, -1, 1) < LOW_BANDS
+    bands = f"bands 0-{LOW_BANDS - 1}"
+    out[f"recording's {bands}, posterior decode above"] = _judge(run, listener, torch.where(low, x, recon), y)
+    out[f"posterior decode's {bands}, recording above"] = _judge(run, listener, torch.where(low, recon, x), y)
     # an autoregressive decoder's per-bin densities are those of teacher forcing on the recording
     dist = dec.distribution(q.mu, x) if hasattr(dec, "distribution") else dec(q.mu)
     if not isinstance(dist, tuple):  # the frame decoder's (mu, logvar) per step: no per-bin statistics

@@ -119,3 +119,4 @@ def test_tiny_cmma_with_the_band_decoder_trains_generates_and_diagnoses(tmp_path
     report = diagnose(run, Listener(), data, split="val")
     assert 0.0 <= report["posterior mean, decoder mean"][0] <= 1.0
     assert report["decoder std in speech bins"] > 0  # the teacher-forced densities were read
+    assert {"recording's bands 0-19, posterior decode above", "posterior decode's bands 0-19, recording above"} <= set(report)
