@@ -35,7 +35,7 @@ class ImageOptions(ModalityOptions):
                                       "about 0. A low start makes reconstruction worth z's KL from the first step")
 
     @model_validator(mode="after")
-    def _init_above_floor(self) -> "ImageOptions":
+    def _init_above_floor(self) -> ImageOptions:
         if self.logvar_init is not None and self.logvar_init <= self.logvar_floor:
             raise ValueError(f"logvar_init ({self.logvar_init}) must be above logvar_floor ({self.logvar_floor})")
         return self

@@ -33,7 +33,6 @@ from typing import Any
 
 import torch
 
-
 LOW_BANDS = 20  # mel bands 0-19: 0-~700 Hz, where a 100-250 Hz voice's harmonics are resolved
 
 

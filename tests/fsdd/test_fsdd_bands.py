@@ -9,10 +9,11 @@ import math
 
 import pytest
 import torch
-from cmmkit.api import ConfigError, DiagonalGaussian
 from cmmkit_fsdd.audio import LogMelModality, LogMelOptions
 from cmmkit_fsdd.bands import BandARDecoder
 from cmmkit_fsdd.temporal import Laplace
+
+from cmmkit.api import ConfigError, DiagonalGaussian
 
 MELS, FRAMES = 64, 126
 INFO = {"mels": MELS, "frames": FRAMES, "sample_rate": 8000, "num_samples": 8000,
@@ -95,12 +96,13 @@ def test_bad_options_are_refused():
 
 
 def test_tiny_cmma_with_the_band_decoder_trains_generates_and_diagnoses(tmp_path):
-    from cmmkit.config import build_config
-    from cmmkit.runs import train
     from cmmkit_fsdd.diagnose import diagnose
     from fsdd_fixtures import make_fsdd
 
-    make_fsdd(tmp_path / "data", indices=range(0, 11), digits=range(3))
+    from cmmkit.config import build_config
+    from cmmkit.runs import train
+
+    make_fsdd(tmp_path / "data", indices=range(11), digits=range(3))
     cfg = build_config("fsdd_digits_speech", preset="tiny", sets=[f"data.data_dir={tmp_path / 'data'}",
                        "pair.x.decoder=bands", "pair.x.band_channels=4", "pair.x.band_context=2",
                        "pair.x.likelihood=laplace"])
