@@ -56,12 +56,11 @@ def read_wav(source: str | Path | IO[bytes], name: str | None = None, *, rate: i
 def write_wav(path: Path, samples: torch.Tensor, rate: int = SAMPLE_RATE) -> Path:
     """Write float samples in [-1, 1] as a 16-bit mono WAV (atomically). Returns ``path``."""
     pcm = (samples.detach().cpu().float().clamp(-1.0, 1.0) * 32767.0).round().to(torch.int16)
-    with atomic_write(Path(path), "wb") as handle:
-        with wave.open(handle, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(SAMPLE_WIDTH)
-            w.setframerate(rate)
-            w.writeframes(pcm.numpy().tobytes())
+    with atomic_write(Path(path), "wb") as handle, wave.open(handle, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(SAMPLE_WIDTH)
+        w.setframerate(rate)
+        w.writeframes(pcm.numpy().tobytes())
     return Path(path)
 
 
@@ -89,18 +88,24 @@ class MelAnalysis:
         with torch.no_grad():
             return torch.log(self.mel(fix_length(samples.float())) + LOG_FLOOR)
 
-    def invert(self, log_mel: torch.Tensor, iterations: int = 32) -> torch.Tensor:
-        """(B, N_MELS, FRAMES) log-mel -> (B, NUM_SAMPLES) waveforms in [-1, 1] (Griffin-Lim phase)."""
+    def linear_power(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(B, N_MELS, FRAMES) log-mel -> (B, N_FFT // 2 + 1, FRAMES) STFT power (least-squares
+        inverse of the mel filterbank, clamped at 0; on the CPU)."""
         torchaudio = require("torchaudio", "fsdd")
         if self._inverse is None:  # the costly part (a mel filterbank to invert); Griffin-Lim is cheap to build
             self._inverse = torchaudio.transforms.InverseMelScale(n_stft=N_FFT // 2 + 1, n_mels=N_MELS,
                                                                   sample_rate=SAMPLE_RATE, f_min=0.0,
                                                                   f_max=SAMPLE_RATE / 2, driver="gelsd")
-        inv_mel = self._inverse
-        griffin = torchaudio.transforms.GriffinLim(n_fft=N_FFT, hop_length=HOP, power=2.0, n_iter=iterations)
         with torch.no_grad():
             power = (torch.exp(log_mel.detach().cpu().float()) - LOG_FLOOR).clamp(min=0.0)
-            spec = inv_mel(power).clamp(min=0.0)
+            return self._inverse(power).clamp(min=0.0)
+
+    def invert(self, log_mel: torch.Tensor, iterations: int = 32) -> torch.Tensor:
+        """(B, N_MELS, FRAMES) log-mel -> (B, NUM_SAMPLES) waveforms in [-1, 1] (Griffin-Lim phase)."""
+        torchaudio = require("torchaudio", "fsdd")
+        spec = self.linear_power(log_mel)
+        griffin = torchaudio.transforms.GriffinLim(n_fft=N_FFT, hop_length=HOP, power=2.0, n_iter=iterations)
+        with torch.no_grad():
             audio = fix_length(griffin(spec))
         peak = audio.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8)
         return torch.where(peak > 0.99, audio / peak * 0.99, audio)

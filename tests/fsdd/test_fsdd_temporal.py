@@ -41,7 +41,7 @@ def test_shapes_and_options():
         mod.decoder(24)
     assert isinstance(LogMelModality(LogMelOptions(base_channels=4, likelihood="laplace"), INFO).decoder(8)(
         torch.randn(2, 8)), Laplace)  # the conv decoder too
-    with pytest.raises(ConfigError, match="needs decoder=conv or temporal"):
+    with pytest.raises(ConfigError, match="needs decoder=conv, temporal or bands"):
         LogMelModality(LogMelOptions(base_channels=4, decoder="autoregressive", likelihood="laplace"), INFO).decoder(8)
     with pytest.raises(ConfigError, match="flat latent"):
         dec.log_prob(torch.randn(3, 5, 32), x)
