@@ -220,7 +220,8 @@ class LogMelModality(Modality):
 
             if o.band_time_kernel % 2 == 0:
                 raise ConfigError(f"log_mel: band_time_kernel must be odd (centred in time), got {o.band_time_kernel}")
-            return BandARDecoder(in_features, self._mels(), self.shape[1], o)
+            trunk = GaussianSpectrogramDecoder(in_features, self._mels(), self.shape[1], o, out_channels=o.band_context)
+            return BandARDecoder(trunk, self._mels(), self.shape[1], o)
         if o.decoder == "temporal":
             from cmmkit_fsdd.temporal import TemporalDecoder
 

@@ -58,14 +58,14 @@ class _CausalBandConv(nn.Module):
 class BandARDecoder(Decoder):
     """h (B, in_features) -> p(x | h) over (B, mels, frames) normalised log-mel, band by band."""
 
-    def __init__(self, in_features: int, mels: int, frames: int, opts: Any) -> None:
+    def __init__(self, trunk: nn.Module, mels: int, frames: int, opts: Any) -> None:
+        """``trunk``: z -> ``trunk.features(h)`` of shape (B, ``opts.band_context``, mels, frames) (the
+        log_mel modality passes its conv decoder built with that many output channels)."""
         super().__init__()
-        from cmmkit_fsdd.audio import GaussianSpectrogramDecoder
-
         self.mels, self.frames = mels, frames
         self.floor, self.ceiling, self.likelihood = opts.logvar_floor, opts.logvar_ceiling, opts.likelihood
         c, cz, k, kt = opts.band_channels, opts.band_context, opts.band_kernel, opts.band_time_kernel
-        self.trunk = GaussianSpectrogramDecoder(in_features, mels, frames, opts, out_channels=cz)
+        self.trunk = trunk
         self.x_in = _CausalBandConv(1, c, k, kt)
         self.z_in = nn.ModuleList([nn.Conv2d(cz, c, 1) for _ in range(opts.band_layers)])
         self.convs = nn.ModuleList([_CausalBandConv(c, c, k, kt) for _ in range(opts.band_layers - 1)])
