@@ -23,10 +23,17 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.api import ConfigError, DataError, Decoder, DiagonalGaussian, Modality, ModalityOptions
+from cmmkit.api import (
+    ConfigError,
+    DataError,
+    Decoder,
+    DiagonalGaussian,
+    Modality,
+    ModalityOptions,
+)
 from cmmkit_fsdd import wav
+from cmmkit_fsdd.frames import bounded_logvar
 from cmmkit_fsdd.temporal import Laplace
-from cmmkit_fsdd.frames import bounded_logvar  # noqa: F401  (also this module's name for it)
 
 _PADDED = 128  # frames are padded to a power of two for the stride-2 convolutions
 

@@ -15,9 +15,27 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from cmmkit.api import (DataError, ImageOptions, NamedVectorOptions, Pair, PairConfig, PairData, RemoteFile,
-                        TensorPairDataset, cache_root, fetch, resolve_dataset_dir, vector_info)
-from cmmkit_lfw.data import FaceSource, load_faces, read_attributes, read_attributes_cached, split_indices
+from cmmkit.api import (
+    DataError,
+    ImageOptions,
+    NamedVectorOptions,
+    Pair,
+    PairConfig,
+    PairData,
+    RemoteFile,
+    TensorPairDataset,
+    cache_root,
+    fetch,
+    resolve_dataset_dir,
+    vector_info,
+)
+from cmmkit_lfw.data import (
+    FaceSource,
+    load_faces,
+    read_attributes,
+    read_attributes_cached,
+    split_indices,
+)
 
 DATASET = "lfw"
 LFWCROP = RemoteFile(

@@ -7,14 +7,14 @@ import math
 
 import pytest
 import torch
+from cmmkit_fsdd.audio import LogMelModality, LogMelOptions
+from cmmkit_fsdd.temporal import Laplace, TemporalDecoder, TemporalEncoder
+from fsdd_fixtures import make_fsdd
 
 from cmmkit.config import build_config
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.errors import ConfigError
 from cmmkit.runs import train
-from cmmkit_fsdd.audio import LogMelModality, LogMelOptions
-from cmmkit_fsdd.temporal import Laplace, TemporalDecoder, TemporalEncoder
-from fsdd_fixtures import make_fsdd
 
 MELS, FRAMES = 64, 126
 INFO = {"mels": MELS, "frames": FRAMES, "sample_rate": 8000, "num_samples": 8000,
@@ -82,7 +82,7 @@ def test_laplace_is_the_exact_density_it_samples_from():
 
 
 def test_tiny_cmma_with_the_temporal_decoder(tmp_path):
-    make_fsdd(tmp_path / "data", indices=range(0, 11), digits=range(3))
+    make_fsdd(tmp_path / "data", indices=range(11), digits=range(3))
     cfg = build_config("fsdd_digits_speech", preset="tiny", sets=[
         f"data.data_dir={tmp_path / 'data'}", "pair.x.decoder=temporal", "pair.x.temporal_channels=8",
         "pair.x.latent_positions=4", "pair.x.likelihood=laplace"])

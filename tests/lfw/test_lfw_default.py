@@ -13,11 +13,11 @@ import csv
 
 import pytest
 import torch
+from lfw_fixtures import make_lfw_fixture
 
 from cmmkit.config import build_config
 from cmmkit.errors import ConfigError
 from cmmkit.runs import build_model, load_data, train
-from lfw_fixtures import make_lfw_fixture
 
 SMALL = ["pair.train_size=30", "pair.val_size=10", "pair.x.base_channels=8", "model.latent_dim=8",
          "model.prior_hidden=16", "model.posterior_hidden=16", "model.posterior_y_hidden=8", "pair.y.hidden=16",
@@ -59,7 +59,8 @@ def test_default_cmma_trains_on_its_bound_and_the_surrogate(weight, lfw_fixture,
         sets.append(f"model.y_surrogate_weight={weight}")
     cfg = build_config("lfw_faces_attrs", model="cmma", sets=sets)
     train(cfg, tmp_path / "run", progress=False)
-    row = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))[-1]
+    with open(tmp_path / "run" / "metrics.csv") as handle:
+        row = list(csv.DictReader(handle))[-1]
     loss, bound = float(row["train_loss"]), float(row["train_bound"])
     if weight == 0.0:
         assert "train_log_q_y" not in row
