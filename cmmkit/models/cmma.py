@@ -123,7 +123,8 @@ class CMMA(LatentModel):
 
     @property
     def can_infer(self) -> bool:
-        return self.y_decoder is not None and self.y_encoder is None
+        # posterior "x", not "no y_encoder": with share_y_encoder an (x, y) posterior has none either
+        return self.y_decoder is not None and self.config.posterior == "x"
 
     @torch.no_grad()
     def infer_y(self, x: Value) -> Value:

@@ -81,3 +81,15 @@ def test_attribute_inference_needs_the_surrogate_switched_on(lfw_fixture):
     _, model = build_model(build_config("lfw_faces_attrs", model="cmma", sets=base), info)  # the preset's
     assert model.can_infer
     assert model.infer_y(torch.zeros(2, 3, 64, 64, dtype=torch.uint8)).shape == (2, 73)
+
+
+def test_a_shared_y_encoder_posterior_cannot_infer_y(lfw_fixture):
+    """With share_y_encoder the (x, y) posterior has no y encoder of its own; it still needs y, so it
+    must not claim to infer y from x (it used to, and crashed in evaluate-edits)."""
+    cfg = build_config("lfw_faces_attrs", model="cmma",
+                       sets=[f"data.data_dir={lfw_fixture}", *SMALL, "model.share_y_encoder=true"])
+    _, model = build_model(cfg, load_data(cfg, progress=False).info)
+    assert model.y_encoder is None and model.y_decoder is not None
+    assert not model.can_infer
+    with pytest.raises(ConfigError, match="posterior=x"):
+        model.infer_y(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
