@@ -36,14 +36,20 @@ import torch
 LOW_BANDS = 20  # mel bands 0-19: 0-~700 Hz, where a 100-250 Hz voice's harmonics are resolved
 
 
-def _judge(run: Any, listener: Any, prepared: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    speech = run.x.to_user(prepared)
-    audio = torch.stack([(s.waveform.clamp(-1, 1) * 32767).round() / 32768 for s in speech])  # as a 16-bit WAV
+def judge_audio(run: Any, listener: Any, audio: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(digit, speaker) accuracy of the speech judge on waveforms (B, samples), first rounded to 16-bit
+    samples as a WAV file stores them (speaker nan when y has no speaker)."""
+    audio = (audio.clamp(-1, 1) * 32767).round() / 32768
     digit_logits, speaker_logits = listener.logits(audio)
     digit = float((digit_logits.argmax(-1) == run.y.digit_class(y)).float().mean())
     speaker = float((speaker_logits.argmax(-1) == run.y.speaker_class(y)).float().mean()) if speaker_logits is not None \
         and run.y.with_speaker else float("nan")
     return digit, speaker
+
+
+def _judge(run: Any, listener: Any, prepared: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """:func:`judge_audio` of prepared spectrograms through cmmkit's vocoder, as ``cmmkit evaluate``."""
+    return judge_audio(run, listener, torch.stack([s.waveform for s in run.x.to_user(prepared)]), y)
 
 
 @torch.no_grad()
@@ -56,8 +62,9 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
     x, y = x_mod.prepare(part.x), part.y
     q, p = model.posterior(x, y), model.prior(y)
     dec = model.decoder
+    recon = dec.generate(q.mu, 0.0)  # noise 0 draws nothing: the random stream below is unchanged
     out: dict[str, Any] = {
-        "posterior mean, decoder mean": _judge(run, listener, dec.generate(q.mu, 0.0), y),
+        "posterior mean, decoder mean": _judge(run, listener, recon, y),
         "posterior mean, decoder noise 1": _judge(run, listener, dec.generate(q.mu, 1.0), y),
         "prior mean, decoder mean": _judge(run, listener, dec.generate(p.mu, 0.0), y),
         "prior sample, decoder mean": _judge(run, listener, dec.generate(p.rsample(1.0), 0.0), y),
@@ -65,7 +72,7 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
     }
     # which bands lose it: the posterior decode with its lowest LOW_BANDS bands (harmonics, first
     # formant) taken from the recording, and the other way round
-    recon, low = dec.generate(q.mu, 0.0), torch.arange(x.shape[1]).view(1, -1, 1) < LOW_BANDS
+    low = torch.arange(x.shape[1]).view(1, -1, 1) < LOW_BANDS
     bands = f"bands 0-{LOW_BANDS - 1}"
     out[f"recording's {bands}, posterior decode above"] = _judge(run, listener, torch.where(low, x, recon), y)
     out[f"posterior decode's {bands}, recording above"] = _judge(run, listener, torch.where(low, recon, x), y)
@@ -97,10 +104,12 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def load_probe(description: str, argv: list[str] | None = None) -> tuple[Any, Any, Any, str]:
+    """The command line shared by this module and :mod:`cmmkit_fsdd.source_filter`: RUN --judge J
+    [--split S] [--data-dir D] -> (run, the judge's listener, the run's data, split)."""
     from cmmkit.api import load_data, load_judge, load_run
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("run", type=Path)
     parser.add_argument("--judge", type=Path, required=True, help="a speech_judge run (cmmkit train-judge)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -108,13 +117,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = load_run(args.run)
     listener = load_judge(args.judge, run).model
-    data = load_data(run.config, data_dir=args.data_dir, progress=False)
-    for name, value in diagnose(run, listener, data, args.split).items():
+    return run, listener, load_data(run.config, data_dir=args.data_dir, progress=False), args.split
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """One line per measure; (digit, speaker) accuracies and floats to three decimals."""
+    for name, value in report.items():
         if isinstance(value, tuple):
             value = f"digit {value[0]:.3f}, speaker {value[1]:.3f}"
         elif isinstance(value, float):
             value = f"{value:.3f}"
         print(f"{name}: {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    run, listener, data, split = load_probe(__doc__.split("\n\n")[0], argv)
+    print_report(diagnose(run, listener, data, split))
     return 0
 
 

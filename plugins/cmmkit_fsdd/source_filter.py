@@ -23,15 +23,14 @@ dB of the loudest). It is a probe, not cmmkit's vocoder.
 
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
 from cmmkit_fsdd import wav
+from cmmkit_fsdd.diagnose import judge_audio, load_probe, print_report
 
 F0_MIN, F0_MAX = 60.0, 400.0
 HARMONICS = 40
@@ -86,16 +85,6 @@ def synthesise(log_mel: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor, an
     return 0.9 * out / out.abs().amax(-1, keepdim=True).clamp_min(1e-6)
 
 
-def _accuracy(run: Any, listener: Any, audio: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    audio = (audio.clamp(-1, 1) * 32767).round() / 32768  # as a 16-bit WAV
-    digit_logits, speaker_logits = listener.logits(audio)
-    digit = float((digit_logits.argmax(-1) == run.y.digit_class(y)).float().mean())
-    speaker = float("nan")
-    if speaker_logits is not None and run.y.with_speaker:
-        speaker = float((speaker_logits.argmax(-1) == run.y.speaker_class(y)).float().mean())
-    return digit, speaker
-
-
 @torch.no_grad()
 def probe(run: Any, listener: Any, data: Any, split: str = "test") -> dict[str, tuple[float, float]]:
     """(digit, speaker) accuracy of each rendering listed in the module docstring."""
@@ -131,23 +120,12 @@ def probe(run: Any, listener: Any, data: Any, split: str = "test") -> dict[str, 
         "prior mean decode, Griffin-Lim": gl(prior),
         "prior mean decode, source-filter (the recording's F0)": sf(prior),
     }
-    return {name: _accuracy(run, listener, audio, y) for name, audio in renderings.items()}
+    return {name: judge_audio(run, listener, audio, y) for name, audio in renderings.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cmmkit.api import load_data, load_judge, load_run
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path)
-    parser.add_argument("--judge", type=Path, required=True, help="a speech_judge run (cmmkit train-judge)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--data-dir", type=Path)
-    args = parser.parse_args(argv)
-    run = load_run(args.run)
-    listener = load_judge(args.judge, run).model
-    data = load_data(run.config, data_dir=args.data_dir, progress=False)
-    for name, (digit, speaker) in probe(run, listener, data, args.split).items():
-        print(f"{name}: digit {digit:.3f}, speaker {speaker:.3f}")
+    run, listener, data, split = load_probe(__doc__.split("\n\n")[0], argv)
+    print_report(probe(run, listener, data, split))
     return 0
 
 

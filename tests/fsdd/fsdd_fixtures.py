@@ -8,6 +8,7 @@ import struct
 import wave
 import zipfile
 from pathlib import Path
+from typing import Any
 
 SPEAKERS = ("jackson", "theo")
 
@@ -30,7 +31,7 @@ def write_wav(path: Path, pcm: bytes, rate: int = 8000, channels: int = 1, width
     return path
 
 
-def make_fsdd(folder: Path, indices: range = range(0, 14), digits: range = range(10)) -> Path:
+def make_fsdd(folder: Path, indices: range = range(14), digits: range = range(10)) -> Path:
     """``folder/recordings`` with indices 0-4 (test), 5-9 (val), 10+ (train) per digit and speaker."""
     rec = folder / "recordings"
     for d in digits:
@@ -48,3 +49,25 @@ def make_release_zip(folder: Path, source: Path) -> Path:
         for wav in sorted(source.glob("*.wav")):
             zf.write(wav, f"free-spoken-digit-dataset-1.0.10/recordings/{wav.name}")
     return path
+
+
+def train_tiny(tmp_path: Path, sets: list[str], name: str = "run") -> tuple[Any, Any, list[Any]]:
+    """A tiny CMMA trained on a 3-digit fixture with extra ``--set`` values (a decoder under test);
+    returns the run, its data and two utterances generated from one condition at noise 1."""
+    from cmmkit.config import build_config
+    from cmmkit.runs import train
+
+    make_fsdd(tmp_path / "data", indices=range(11), digits=range(3))
+    cfg = build_config("fsdd_digits_speech", preset="tiny", sets=[f"data.data_dir={tmp_path / 'data'}", *sets])
+    run = train(cfg, tmp_path / name, progress=False)
+    out = run.generate([{"text": "two", "speaker": "theo"}], n=2, noise_scale=1.0)
+    data = run.pair.load(cfg.pair, tmp_path / "data", download=False, progress=False)
+    return run, data, out
+
+
+def val_bound(run: Any, data: Any, n: int = 4) -> Any:
+    """The per-example bound of the first ``n`` validation examples (the run's model in eval mode)."""
+    import torch
+
+    run.model.eval()
+    return run.model.evaluate(run.model.prepare(data.splits["val"].get_batch(torch.arange(n))))["bound"]

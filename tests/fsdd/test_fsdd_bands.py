@@ -97,21 +97,12 @@ def test_bad_options_are_refused():
 
 def test_tiny_cmma_with_the_band_decoder_trains_generates_and_diagnoses(tmp_path):
     from cmmkit_fsdd.diagnose import diagnose
-    from fsdd_fixtures import make_fsdd
+    from fsdd_fixtures import train_tiny, val_bound
 
-    from cmmkit.config import build_config
-    from cmmkit.runs import train
-
-    make_fsdd(tmp_path / "data", indices=range(11), digits=range(3))
-    cfg = build_config("fsdd_digits_speech", preset="tiny", sets=[f"data.data_dir={tmp_path / 'data'}",
-                       "pair.x.decoder=bands", "pair.x.band_channels=4", "pair.x.band_context=2",
-                       "pair.x.likelihood=laplace"])
-    run = train(cfg, tmp_path / "bands", progress=False)
-    out = run.generate([{"text": "two", "speaker": "theo"}], n=2, noise_scale=1.0)
+    run, data, out = train_tiny(tmp_path, ["pair.x.decoder=bands", "pair.x.band_channels=4",
+                                           "pair.x.band_context=2", "pair.x.likelihood=laplace"], name="bands")
     assert len(out) == 2 and out[0].waveform.shape == (8000,) and out[0].log_mel.shape == (MELS, FRAMES)
-    data = run.pair.load(cfg.pair, tmp_path / "data", download=False, progress=False)
-    run.model.eval()
-    bound = run.model.evaluate(run.model.prepare(data.splits["val"].get_batch(torch.arange(4))))["bound"]
+    bound = val_bound(run, data)
     assert bound.shape == (4,) and torch.isfinite(bound).all()
 
     class Listener:  # a stand-in judge that always hears "zero" from the first speaker

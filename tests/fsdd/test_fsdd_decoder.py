@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from cmmkit.config import build_config
-from cmmkit.distributions import gaussian_log_prob
-from cmmkit.errors import ConfigError
-from cmmkit.runs import train
 from cmmkit_fsdd.audio import LogMelModality, LogMelOptions
 from cmmkit_fsdd.frames import FrameARDecoder
-from fsdd_fixtures import make_fsdd
+from fsdd_fixtures import train_tiny, val_bound
+
+from cmmkit.distributions import gaussian_log_prob
+from cmmkit.errors import ConfigError
 
 MELS, FRAMES = 64, 126
 
@@ -102,14 +100,8 @@ def test_causal_and_normalised_per_frame(r):
 
 
 def test_tiny_cmma_with_the_autoregressive_decoder(tmp_path):
-    make_fsdd(tmp_path / "data", indices=range(0, 11), digits=range(3))
-    cfg = build_config("fsdd_digits_speech", preset="tiny", sets=[f"data.data_dir={tmp_path / 'data'}",
-                       "pair.x.decoder=autoregressive", "pair.x.ar_hidden=16", "pair.x.ar_prenet=8",
-                       "pair.x.ar_context=8"])
-    run = train(cfg, tmp_path / "ar", progress=False)
-    out = run.generate([{"text": "two", "speaker": "theo"}], n=2, noise_scale=1.0)
+    run, data, out = train_tiny(tmp_path, ["pair.x.decoder=autoregressive", "pair.x.ar_hidden=16",
+                                           "pair.x.ar_prenet=8", "pair.x.ar_context=8"], name="ar")
     assert len(out) == 2 and out[0].waveform.shape == (8000,) and out[0].log_mel.shape == (MELS, FRAMES)
-    data = run.pair.load(cfg.pair, tmp_path / "data", download=False, progress=False)
-    run.model.eval()
-    bound = run.model.evaluate(run.model.prepare(data.splits["val"].get_batch(torch.arange(4))))["bound"]
+    bound = val_bound(run, data)
     assert bound.shape == (4,) and torch.isfinite(bound).all()

@@ -9,12 +9,10 @@ import pytest
 import torch
 from cmmkit_fsdd.audio import LogMelModality, LogMelOptions
 from cmmkit_fsdd.temporal import Laplace, TemporalDecoder, TemporalEncoder
-from fsdd_fixtures import make_fsdd
+from fsdd_fixtures import train_tiny
 
-from cmmkit.config import build_config
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.errors import ConfigError
-from cmmkit.runs import train
 
 MELS, FRAMES = 64, 126
 INFO = {"mels": MELS, "frames": FRAMES, "sample_rate": 8000, "num_samples": 8000,
@@ -82,11 +80,7 @@ def test_laplace_is_the_exact_density_it_samples_from():
 
 
 def test_tiny_cmma_with_the_temporal_decoder(tmp_path):
-    make_fsdd(tmp_path / "data", indices=range(11), digits=range(3))
-    cfg = build_config("fsdd_digits_speech", preset="tiny", sets=[
-        f"data.data_dir={tmp_path / 'data'}", "pair.x.decoder=temporal", "pair.x.temporal_channels=8",
-        "pair.x.latent_positions=4", "pair.x.likelihood=laplace"])
-    run = train(cfg, tmp_path / "t", progress=False)
-    out = run.generate([{"text": "two", "speaker": "theo"}], n=2, noise_scale=1.0)
+    _, _, out = train_tiny(tmp_path, ["pair.x.decoder=temporal", "pair.x.temporal_channels=8",
+                                      "pair.x.latent_positions=4", "pair.x.likelihood=laplace"], name="t")
     assert len(out) == 2 and out[0].waveform.shape == (8000,) and out[0].log_mel.shape == (MELS, FRAMES)
     assert not torch.equal(out[0].log_mel, out[1].log_mel)
