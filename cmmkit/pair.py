@@ -112,7 +112,7 @@ class Pair(Registrable, ABC):
 
     def lookup_condition(self, config: PairConfig, data_dir: Path | None, item: Any) -> Any | None:
         """The known condition, in the y modality's user form, of an x a user gives by file (e.g.
-        the attribute row of an LFW face named ``Person_Name_0001.ppm``), or None when unknown
+        the row a pair's own index file keeps for that file name), or None when unknown
         (then ``cmmkit edit`` infers it from x). ``data_dir`` as in :meth:`load`; never downloads."""
         return None
 

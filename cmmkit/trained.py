@@ -42,7 +42,7 @@ class TrainedRun:
         return next(self.model.parameters()).device
 
     def prepare_x(self, examples: list[Any]) -> Value:
-        """Users' x (image files or PIL images for LFW, WAV files, sentences...) as the model reads
+        """Users' x (the x modality's user form: files, images, sentences...) as the model reads
         them: read and converted once (``from_user``, then ``prepare`` without dequantization), on
         this run's device. :meth:`edit` and :meth:`infer` accept the result in place of the examples,
         so a caller editing the same examples twice converts them once."""
@@ -58,10 +58,10 @@ class TrainedRun:
     def generate(self, conditions: Any, noise_scale: float = 0.0, n: int = 1, output_noise: float | None = None,
                  *, condition_options: Mapping[str, Any] | None = None) -> list[Any]:
         """Generate x for each condition (users' form, e.g. ``{"Male": 1, "Eyeglasses": 1}``; a
-        single mapping is one condition). Returns the x modality's user form (PIL images for
-        LFW), ``n`` per condition in order. ``output_noise`` scales the decoder's own noise
+        single mapping is one condition). Returns the x modality's user form (e.g. PIL images
+        for an image modality), ``n`` per condition in order. ``output_noise`` scales the decoder's own noise
         separately (None: as ``noise_scale``; 0 with ``noise_scale=1`` varies z but shows g's
-        mean, e.g. faces without pixel noise). ``condition_options`` go to the y modality's
+        mean, e.g. images without pixel noise). ``condition_options`` go to the y modality's
         ``from_user`` (e.g. ``{"base": "mean"}`` for named vectors) and are checked against it."""
         if not self.model.can_generate:
             raise CmmkitError(f"{self.path}: a {self.model.name} run does not generate")
@@ -90,8 +90,8 @@ class TrainedRun:
 
     @torch.no_grad()
     def infer(self, examples: Any) -> list[Any]:
-        """The condition inferred from each x (users' form: files or PIL images for LFW; or their
-        :meth:`prepare_x`), in the y modality's user form (attribute dicts for LFW)."""
+        """The condition inferred from each x (the x modality's user form, or their
+        :meth:`prepare_x`), in the y modality's user form (e.g. attribute dicts for named vectors)."""
         return self.y.to_user(self.model.infer_y(self._x(examples)))
 
     @torch.no_grad()
@@ -100,7 +100,7 @@ class TrainedRun:
         """§4.5: each x changed to show ``changes`` (e.g. ``{"Mustache": 1}``). ``examples`` are
         users' x or their :meth:`prepare_x`. ``original`` are the examples' own conditions (users'
         form); those that are None (or all, when ``original`` is None) are inferred from x by
-        ``infer_with`` (default this run), as for faces with missing attributes (Fig. 10). Returns
+        ``infer_with`` (default this run), as for examples with missing conditions (Fig. 10). Returns
         (edited x in users' form, the original conditions used)."""
         self.check_can_edit()
         x = self._x(examples)
