@@ -33,7 +33,7 @@ from cmmkit.api import (
 )
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.frames import bounded_logvar
-from cmmkit_fsdd.temporal import Laplace
+from cmmkit_fsdd.temporal import Laplace, per_bin_density
 
 _PADDED = 128  # frames are padded to a power of two for the stride-2 convolutions
 
@@ -160,9 +160,7 @@ class GaussianSpectrogramDecoder(Decoder):
     def forward(self, h: torch.Tensor) -> DiagonalGaussian | Laplace:
         out = self.features(h)
         mu, logvar = out[:, 0], bounded_logvar(out[:, 1], self.floor, self.ceiling)
-        if self.likelihood == "laplace":  # variance 2 b^2 -> log b
-            return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=2)
-        return DiagonalGaussian(mu, logvar, event_dims=2)
+        return per_bin_density(mu, logvar, self.likelihood)
 
 
 class LogMelModality(Modality):

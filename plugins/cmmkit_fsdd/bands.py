@@ -31,7 +31,6 @@ decoder that ignores z, as :mod:`cmmkit_fsdd.frames` did).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -40,7 +39,7 @@ from torch.nn import functional as F
 
 from cmmkit.api import Decoder, DiagonalGaussian
 from cmmkit_fsdd.frames import bounded_logvar
-from cmmkit_fsdd.temporal import Laplace
+from cmmkit_fsdd.temporal import Laplace, per_bin_density
 
 
 class _CausalBandConv(nn.Module):
@@ -84,14 +83,9 @@ class BandARDecoder(Decoder):
         mu, raw = self.out(torch.cat([h, cond], dim=1)).unbind(1)
         return mu, bounded_logvar(raw, self.floor, self.ceiling)
 
-    def _distribution(self, mu: torch.Tensor, logvar: torch.Tensor) -> DiagonalGaussian | Laplace:
-        if self.likelihood == "laplace":  # variance 2 b^2 -> log b
-            return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=2)
-        return DiagonalGaussian(mu, logvar, event_dims=2)
-
     def distribution(self, h: torch.Tensor, x: torch.Tensor) -> DiagonalGaussian | Laplace:
         """Teacher forcing: every bin's density given the true bands below it (one parallel pass)."""
-        return self._distribution(*self._head(x, self.trunk.features(h)))
+        return per_bin_density(*self._head(x, self.trunk.features(h)), self.likelihood)
 
     def log_prob(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.distribution(h, x).log_prob(x)
@@ -104,6 +98,6 @@ class BandARDecoder(Decoder):
         for f in range(self.mels):
             lo = max(0, f - self.reach)  # the window of bands band f's parameters can reach
             mu, logvar = self._head(x[:, lo : f + 1], cond[:, :, lo : f + 1])
-            row = self._distribution(mu[:, -1:], logvar[:, -1:]).rsample(noise_scale)
+            row = per_bin_density(mu[:, -1:], logvar[:, -1:], self.likelihood).rsample(noise_scale)
             x[:, f] = row[:, 0]
         return x

@@ -88,6 +88,14 @@ class Laplace:
         return self.mu + noise_scale * torch.exp(self.log_scale) * eps
 
 
+def per_bin_density(mu: torch.Tensor, logvar: torch.Tensor, likelihood: str) -> DiagonalGaussian | Laplace:
+    """The factorised density over (B, mels, frames) bins every log-mel decoder returns: a Gaussian
+    with log-variance ``logvar``, or (``likelihood="laplace"``) a Laplace with that variance, 2 b^2."""
+    if likelihood == "laplace":
+        return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=2)
+    return DiagonalGaussian(mu, logvar, event_dims=2)
+
+
 class TemporalEncoder(nn.Module):
     """(B, mels, frames) -> (B, out_features): 1-D convolutions over time, mel bands as channels."""
 
@@ -138,6 +146,4 @@ class TemporalDecoder(Decoder):
         seq = self.fc(z) if self.fc is not None else z
         out = self.net(seq.view(len(z), self.per_position, self.positions))[..., : self.frames]
         mu, logvar = out[:, : self.mels], bounded(out[:, self.mels:], self.floor, self.ceiling)
-        if self.likelihood == "laplace":  # variance 2 b^2 -> log b
-            return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=2)
-        return DiagonalGaussian(mu, logvar, event_dims=2)
+        return per_bin_density(mu, logvar, self.likelihood)
