@@ -33,6 +33,17 @@ from cmmkit.api import (
 )
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.frames import bounded_logvar
+from cmmkit_fsdd.pitch import (
+    F0_MAX,
+    F0_MIN,
+    PITCH_ROWS,
+    SourceFilterDecoder,
+    SourceFilterEncoder,
+    pitch_track,
+    smooth_pitch,
+    synthesise,
+)
+from cmmkit_fsdd.plot import plot_grid
 from cmmkit_fsdd.temporal import Laplace, per_bin_density
 
 _PADDED = 128  # frames are padded to a power of two for the stride-2 convolutions
@@ -75,6 +86,15 @@ class LogMelOptions(ModalityOptions):
     ar_hidden: int = Field(256, ge=1, description="autoregressive: GRU state size")
     ar_prenet_dropout: float = Field(0.5, ge=0.0, lt=1.0, description="autoregressive: prenet dropout (training only)")
     ar_frames_per_step: int = Field(1, ge=1, description="autoregressive: frames emitted per step (Tacotron's reduction factor)")
+    vocoder: Literal["griffin_lim", "source_filter"] = Field(
+        "griffin_lim", description="how spectrograms become audio. 'griffin_lim': x is the log-mel spectrogram, "
+        "inverted with Griffin-Lim. 'source_filter': x also holds each frame's log-F0 and voicing, the decoder "
+        "generates them from z beside the spectrogram, and a harmonic-plus-noise vocoder voices the spectrogram "
+        "(as an envelope) at that pitch (cmmkit_fsdd.pitch)")
+    pitch_channels: int = Field(32, ge=4, description="source_filter: channels of the pitch branch of the encoder "
+                                "and of the pitch decoder")
+    pitch_logvar_floor: float = Field(-6.0, description="source_filter: lower bound of the log-variance of the "
+                                      "standardised log-F0 per frame")
 
 
 @dataclass(eq=False)
@@ -85,6 +105,9 @@ class Speech:
     waveform: torch.Tensor
     log_mel: torch.Tensor
     sample_rate: int = wav.SAMPLE_RATE
+    #: F0 in Hz and voicing in [0, 1] per frame, when the modality models the pitch (else None)
+    f0: torch.Tensor | None = None
+    voiced: torch.Tensor | None = None
 
     def save(self, path: str | Path) -> Path:
         return wav.write_wav(Path(path), self.waveform, self.sample_rate)
@@ -184,8 +207,39 @@ class LogMelModality(Modality):
         return self._analysis
 
     @property
+    def pitched(self) -> bool:
+        """True when x holds the pitch rows (``vocoder=source_filter``)."""
+        return self.options.vocoder == "source_filter"
+
+    @property
+    def mels(self) -> int:
+        return int(self.info["mels"])
+
+    @property
     def shape(self) -> tuple[int, int]:
-        return int(self.info["mels"]), int(self.info["frames"])
+        """(rows, frames) of a prepared example: the mel bands, plus log-F0 and voicing when pitched."""
+        return self.mels + (PITCH_ROWS if self.pitched else 0), int(self.info["frames"])
+
+    def _pitch_stats(self) -> tuple[float, float]:
+        if "log_f0_mean" not in self.info:
+            raise ConfigError("log_mel: vocoder=source_filter needs the training log-F0 statistics in the "
+                              "modality's info (log_f0_mean, log_f0_std); this run was made before they existed: "
+                              "train it again")
+        return float(self.info["log_f0_mean"]), float(self.info["log_f0_std"])
+
+    def pitch_rows(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Waveforms (B, samples) -> the pitch rows (B, 2, frames): standardised log-F0 and voicing
+        (:func:`~cmmkit_fsdd.pitch.pitch_track` then :func:`~cmmkit_fsdd.pitch.smooth_pitch`)."""
+        mean, std = self._pitch_stats()
+        log_f0, voiced = smooth_pitch(*pitch_track(waveforms.float().cpu()))
+        return torch.stack([(log_f0 - mean) / std, voiced], dim=1).to(waveforms.device)
+
+    def pitch_of(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prepared values -> (F0 in Hz, voicing in [0, 1]), each (B, frames)."""
+        mean, std = self._pitch_stats()
+        rows = x.detach().float()[:, self.mels :]
+        f0 = torch.exp(rows[:, 0] * std + mean).clamp(F0_MIN, F0_MAX)
+        return f0, rows[:, 1].clamp(0.0, 1.0)
 
     @property
     def dims(self) -> int:
@@ -193,18 +247,26 @@ class LogMelModality(Modality):
 
     def prepare(self, value: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
         """Raw waveforms (B, samples) -> log-mel (the shared analysis), or raw log-mel (B, mels,
-        frames) as is -> per-band standardised (continuous data: nothing to dequantize)."""
+        frames) as is -> per-band standardised (continuous data: nothing to dequantize). Pitched,
+        the waveforms' pitch rows follow the mel rows; raw values must then be waveforms (a
+        spectrogram has lost the pitch the rows need)."""
         if value.dim() == 2:
-            value = self.analysis(value)
+            mel = self.analysis(value)
+            mel = (mel.float() - self._mean.to(value.device)) / self._std.to(value.device)
+            return torch.cat([mel, self.pitch_rows(value)], dim=1) if self.pitched else mel
+        if self.pitched:
+            raise DataError(f"log_mel with vocoder=source_filter reads waveforms (B, samples); got a "
+                            f"{tuple(value.shape)} tensor (a spectrogram has no pitch track)")
         return (value.float() - self._mean.to(value.device)) / self._std.to(value.device)
 
     def unnormalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Prepared values back to natural-log mel power."""
-        return x.detach().float() * self._std.to(x.device) + self._mean.to(x.device)
+        """Prepared values back to natural-log mel power (the mel rows only, when pitched)."""
+        x = x.detach().float()[..., : self.mels, :]
+        return x * self._std.to(x.device) + self._mean.to(x.device)
 
     def _mels(self) -> int:
         """The number of mel bands, checked against the conv stack's downsampling."""
-        mels = self.shape[0]
+        mels = self.mels
         if mels % 2**self.options.layers:
             raise ConfigError(f"log_mel: {mels} mels must be divisible by 2**layers (layers={self.options.layers})")
         return mels
@@ -213,10 +275,21 @@ class LogMelModality(Modality):
         if self.options.decoder == "temporal":
             from cmmkit_fsdd.temporal import TemporalEncoder
 
-            return TemporalEncoder(self.shape[0], self.options.temporal_channels, out_features)
-        return SpectrogramEncoder(self._mels(), self.options.base_channels, self.options.layers, out_features)
+            net: nn.Module = TemporalEncoder(self.mels, self.options.temporal_channels, out_features)
+        else:
+            net = SpectrogramEncoder(self._mels(), self.options.base_channels, self.options.layers, out_features)
+        if self.pitched:
+            return SourceFilterEncoder(net, self.mels, out_features, self.options.pitch_channels)
+        return net
 
     def decoder(self, in_features: int) -> Decoder:
+        spectrogram = self._spectrogram_decoder(in_features)
+        if not self.pitched:
+            return spectrogram
+        return SourceFilterDecoder(spectrogram, in_features, self.mels, int(self.info["frames"]),
+                                   self.options.pitch_channels, self.options.pitch_logvar_floor)
+
+    def _spectrogram_decoder(self, in_features: int) -> Decoder:
         o = self.options
         if o.likelihood != "gaussian" and o.decoder == "autoregressive":
             raise ConfigError(f"log_mel: likelihood={o.likelihood!r} needs decoder=conv, temporal or bands")
@@ -230,13 +303,13 @@ class LogMelModality(Modality):
         if o.decoder == "temporal":
             from cmmkit_fsdd.temporal import TemporalDecoder
 
-            return TemporalDecoder(in_features, self.shape[0], self.shape[1], channels=o.temporal_channels,
+            return TemporalDecoder(in_features, self.mels, self.shape[1], channels=o.temporal_channels,
                                    positions=o.latent_positions, logvar_floor=o.logvar_floor,
                                    logvar_ceiling=o.logvar_ceiling, likelihood=o.likelihood)
         if o.decoder == "autoregressive":
             from cmmkit_fsdd.frames import FrameARDecoder
 
-            return FrameARDecoder(in_features, self.shape[0], self.shape[1], upsampling=o.layers, context=o.ar_context,
+            return FrameARDecoder(in_features, self.mels, self.shape[1], upsampling=o.layers, context=o.ar_context,
                                   channels=o.base_channels, prenet=o.ar_prenet, hidden=o.ar_hidden,
                                   prenet_dropout=o.ar_prenet_dropout, logvar_floor=o.logvar_floor,
                                   logvar_ceiling=o.logvar_ceiling,
@@ -263,8 +336,13 @@ class LogMelModality(Modality):
     def to_user(self, value: torch.Tensor) -> list[Speech]:
         """Prepared spectrograms -> :class:`Speech` (Griffin-Lim waveform + the log-mel spectrogram)."""
         log_mel = self.unnormalise(value).cpu()
+        rate = int(self.info["sample_rate"])
+        if self.pitched:
+            f0, voiced = self.pitch_of(value.cpu())
+            audio = synthesise(log_mel, f0, voiced, self.analysis, rate)
+            return [Speech(a, m, rate, f, v) for a, m, f, v in zip(audio, log_mel, f0, voiced)]
         audio = self.analysis.invert(log_mel, self.options.griffin_lim_iterations)
-        return [Speech(a, m, int(self.info["sample_rate"])) for a, m in zip(audio, log_mel)]
+        return [Speech(a, m, rate) for a, m in zip(audio, log_mel)]
 
     def save_outputs(self, items: list[Any], path: Path, columns: int = 1, labels: list[str] | None = None,
                      column_labels: list[str] | None = None) -> list[Path]:
@@ -302,49 +380,3 @@ class LogMelModality(Modality):
         floor = math.log(wav.LOG_FLOOR)
         return ModalityDemo(views=(View("audio", "speech", lambda s: audio_clip(s.waveform, s.sample_rate)),
                                    View("image", "log-mel spectrogram", lambda s: heatmap(s.log_mel, 3, floor))))
-
-
-def plot_grid(rows: list[list[torch.Tensor]], path: Path, row_labels: list[str] | None = None,
-              col_labels: list[str] | None = None, cell_titles: list[list[str]] | None = None,
-              title: str | None = None) -> Path:
-    """Log-mel spectrograms (mels, frames) drawn as a labelled matplotlib grid (time in s, mel band),
-    saved to ``path`` (PNG) atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from cmmkit.api import atomic_write
-
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.6, 2.0 * n_rows + 0.4), squeeze=False)
-    vmin, vmax = math.log(wav.LOG_FLOOR), max(float(c.max()) for r in rows for c in r)
-    seconds = wav.NUM_SAMPLES / wav.SAMPLE_RATE
-    for i, row in enumerate(rows):
-        for j in range(n_cols):
-            ax = axes[i][j]
-            if j >= len(row):
-                ax.axis("off")
-                continue
-            ax.imshow(row[j].numpy(), origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                      extent=(0.0, seconds, 0, row[j].shape[0]))
-            ax.tick_params(labelsize=6)
-            heading = []
-            if i == 0 and col_labels and j < len(col_labels):
-                heading.append(col_labels[j])
-            if cell_titles:
-                heading.append(cell_titles[i][j])
-            if heading:
-                ax.set_title("\n".join(heading), fontsize=7)
-            if j == 0:
-                label = row_labels[i] if row_labels and i < len(row_labels) else ""
-                ax.set_ylabel(f"{label}\nmel band" if label else "mel band", fontsize=7)
-            if i == n_rows - 1:
-                ax.set_xlabel("time (s)", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_write(Path(path), "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)

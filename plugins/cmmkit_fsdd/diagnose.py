@@ -22,7 +22,9 @@ var_p], 1 when p(z | y) has the spread of the posteriors of its condition), the 
 dimensions, and how far a prior sample lies from the nearest training posterior mean of its
 condition compared with a test recording's posterior mean (in the prior's standard deviations):
 a prior sample much farther away than a real recording is off the data the decoder was trained on.
-Also the decoder's standard deviation and the residual of its mean in speech bins (normalised units).
+Also the decoder's standard deviation and the residual of its mean in speech bins (normalised units), and
+for a pitched run (``pair.x.vocoder=source_filter``) the posterior decode's F0 error (cents) and voicing
+agreement against the recording's.
 """
 
 from __future__ import annotations
@@ -72,18 +74,27 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
     }
     # which bands lose it: the posterior decode with its lowest LOW_BANDS bands (harmonics, first
     # formant) taken from the recording, and the other way round
-    low = torch.arange(x.shape[1]).view(1, -1, 1) < LOW_BANDS
+    low = torch.arange(x.shape[1]).view(1, -1, 1) < LOW_BANDS  # pitch rows (when modelled): the decode's
     bands = f"bands 0-{LOW_BANDS - 1}"
     out[f"recording's {bands}, posterior decode above"] = _judge(run, listener, torch.where(low, x, recon), y)
     out[f"posterior decode's {bands}, recording above"] = _judge(run, listener, torch.where(low, recon, x), y)
-    # an autoregressive decoder's per-bin densities are those of teacher forcing on the recording
-    dist = dec.distribution(q.mu, x) if hasattr(dec, "distribution") else dec(q.mu)
+    # an autoregressive decoder's per-bin densities are those of teacher forcing on the recording; a
+    # pitched modality's spectrogram decoder is the one that draws the mel bins
+    spec, mel = getattr(dec, "spectrogram", dec), x[:, : x_mod.mels]
+    dist = spec.distribution(q.mu, mel) if hasattr(spec, "distribution") else spec(q.mu)
     if not isinstance(dist, tuple):  # the frame decoder's (mu, logvar) per step: no per-bin statistics
         std = dist.std if hasattr(dist, "std") else 2**0.5 * torch.exp(dist.log_scale)  # Laplace: sqrt(2) b
         speech = x_mod.unnormalise(x) > -6.0  # bins well above digital silence (-11.5)
         out["decoder std in speech bins"] = float(std[speech].mean())
         out["decoder std elsewhere"] = float(std[~speech].mean())
-        out["residual rms in speech bins"] = float((dist.mean - x)[speech].square().mean().sqrt())
+        out["residual rms in speech bins"] = float((dist.mean - mel)[speech].square().mean().sqrt())
+    if hasattr(dec, "pitch"):  # the pitch rows: how well the decode's F0 and voicing follow the recording's
+        f0, voiced = x_mod.pitch_of(x)
+        f0_decoded, voiced_decoded = x_mod.pitch_of(recon)
+        both = (voiced > 0.5) & (voiced_decoded > 0.5)
+        cents = 1200 * torch.log2(f0_decoded / f0)
+        out["posterior decode: F0 error in voiced frames (cents, rms)"] = float(cents[both].square().mean().sqrt())
+        out["posterior decode: voicing agreement"] = float(((voiced > 0.5) == (voiced_decoded > 0.5)).float().mean())
     out["kl"] = float(q.kl(p).mean())
     out["q std"], out["p std"] = float(q.std.mean()), float(p.std.mean())
     out["posterior second moment / prior variance"] = float((((q.mu - p.mu) / p.std) ** 2).mean()

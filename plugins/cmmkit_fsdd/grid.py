@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from cmmkit_fsdd import wav
-from cmmkit_fsdd.audio import plot_grid
+from cmmkit_fsdd.plot import plot_grid
 from cmmkit_fsdd.data import NAME, find_source
 from cmmkit_fsdd.words import DIGITS
 

@@ -19,6 +19,7 @@ from cmmkit.api import DataError, Pair, PairConfig, PairData, TensorPairDataset,
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.audio import LogMelOptions
 from cmmkit_fsdd.data import DATASET, NAME, RELEASE, find_source, missing_message, split_of
+from cmmkit_fsdd.pitch import pitch_statistics
 from cmmkit_fsdd.words import DIGITS, DigitTextOptions, digit_text_info, vocabulary
 
 
@@ -154,7 +155,8 @@ class FSDDDigitsSpeech(Pair):
         train = rec.log_mel[torch.tensor(parts["train"])]
         info_x = {"mels": wav.N_MELS, "frames": wav.FRAMES, "sample_rate": wav.SAMPLE_RATE,
                   "num_samples": wav.NUM_SAMPLES, "analysis": wav.describe(),
-                  "mean": train.mean(dim=(0, 2)).tolist(), "std": train.std(dim=(0, 2)).clamp(min=1e-3).tolist()}
+                  "mean": train.mean(dim=(0, 2)).tolist(), "std": train.std(dim=(0, 2)).clamp(min=1e-3).tolist(),
+                  **pitch_statistics(rec.waveforms[torch.tensor(parts["train"])])}
         notes = [f"{len(idx)} {name} recordings" for name, idx in parts.items()]
         notes = [f"read {len(rec.names)} recordings from {source.describe()}: " + ", ".join(notes)]
         if rec.trimmed:
