@@ -9,6 +9,12 @@ normalised bins with a learned per-bin variance bounded below by ``logvar_floor`
 (the padded silence is constant, so an unbounded variance would collapse there) and optionally above
 by ``logvar_ceiling``; ``decoder="autoregressive"`` uses :mod:`cmmkit_fsdd.frames` instead. Users get :class:`Speech` back: the waveform from the
 inverse mel scale plus Griffin-Lim, and the spectrogram it came from.
+
+``vocoder="source_filter"`` (:mod:`cmmkit_fsdd.pitch`) adds two rows after the mel bands, each
+frame's standardised log-F0 and its voicing: the encoder reads them, the decoder generates them from z
+beside the spectrogram, and ``to_user`` voices the spectrogram at that pitch with a
+harmonic-plus-noise vocoder instead of Griffin-Lim. Raw values must then be waveforms (a spectrogram
+has lost its pitch).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ real test recordings, then for each run its speech at noise 0 and (with ``--samp
     python -m cmmkit_fsdd.grid runs/old runs/new --speaker george --sampled -o docs/img/fsdd_grid.png
 
 Every cell is the log-mel spectrogram (cmmkit's analysis) of the WAV a user would get: generated
-spectrograms go through ``to_user`` (Griffin-Lim) and are analysed again, as a listener hears them.
+spectrograms go through ``to_user`` (Griffin-Lim, or the source-filter vocoder of a pitched run) and are analysed again, as a listener hears them.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from cmmkit_fsdd import wav
-from cmmkit_fsdd.plot import plot_grid
 from cmmkit_fsdd.data import NAME, find_source
+from cmmkit_fsdd.plot import plot_grid
 from cmmkit_fsdd.words import DIGITS
 
 

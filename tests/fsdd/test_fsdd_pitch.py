@@ -147,3 +147,17 @@ def test_tiny_pitched_cmma_trains_generates_reloads_and_diagnoses(tmp_path):
     report = diagnose(run, Listener(), data, split="val")
     assert report["decoder std in speech bins"] > 0
     assert 0.0 <= report["posterior decode: voicing agreement"] <= 1.0
+
+
+def test_pitched_encoder_starts_as_the_spectrogram_encoder_and_reads_the_pitch_once_trained():
+    from cmmkit_fsdd.pitch import SourceFilterEncoder
+
+    torch.manual_seed(0)
+    enc = _pitched().encoder(16)
+    assert isinstance(enc, SourceFilterEncoder)
+    x = torch.randn(3, MELS + 2, FRAMES)
+    torch.testing.assert_close(enc(x), enc.spectrogram(x[:, :MELS]))  # the pitch branch starts at zero
+    torch.nn.init.normal_(enc.pitch[-1].weight)
+    moved = x.clone()
+    moved[:, MELS] += 1.0
+    assert not torch.allclose(enc(moved), enc(x))  # then the log-F0 row changes the features
