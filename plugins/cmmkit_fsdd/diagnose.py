@@ -23,8 +23,10 @@ dimensions, and how far a prior sample lies from the nearest training posterior 
 condition compared with a test recording's posterior mean (in the prior's standard deviations):
 a prior sample much farther away than a real recording is off the data the decoder was trained on.
 Also the decoder's standard deviation and the residual of its mean in speech bins (normalised units), and
-for a pitched run (``pair.x.vocoder=source_filter``) the posterior decode's F0 error (cents) and voicing
-agreement against the recording's.
+for a pitched run (``pair.x.vocoder=source_filter``): the posterior decode voiced at the recording's own
+F0 and voicing (is the generated pitch the loss?), the decoder's noise on the spectrogram alone and on
+the pitch alone (which costs noise 1?), and the decode's F0 error (cents) and voicing agreement
+against the recording's.
 """
 
 from __future__ import annotations
@@ -89,6 +91,13 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         out["decoder std elsewhere"] = float(std[~speech].mean())
         out["residual rms in speech bins"] = float((dist.mean - mel)[speech].square().mean().sqrt())
     if hasattr(dec, "pitch"):  # the pitch rows: how well the decode's F0 and voicing follow the recording's
+        mels, pitch = x_mod.mels, dec.pitch(q.mu)
+        out["posterior decode, the recording's F0 and voicing"] = _judge(
+            run, listener, torch.cat([recon[:, :mels], x[:, mels:]], 1), y)
+        out["posterior mean, noise 1 on the spectrogram only"] = _judge(
+            run, listener, torch.cat([dec.spectrogram.generate(q.mu, 1.0), recon[:, mels:]], 1), y)
+        out["posterior mean, noise 1 on F0 and voicing only"] = _judge(
+            run, listener, torch.cat([recon[:, :mels], pitch.rsample(1.0)], 1), y)
         f0, voiced = x_mod.pitch_of(x)
         f0_decoded, voiced_decoded = x_mod.pitch_of(recon)
         both = (voiced > 0.5) & (voiced_decoded > 0.5)
