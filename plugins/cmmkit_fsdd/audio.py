@@ -373,10 +373,17 @@ class LogMelModality(Modality):
         return [*written, png]
 
     def save_preview(self, real: torch.Tensor, generated: torch.Tensor, path: Any) -> bool:
-        """Columns of real (top) and generated (bottom) spectrograms, up to 8 examples."""
+        """Columns of real (top) and generated (bottom) spectrograms, up to 8 examples. Pitched, the
+        generated row is the analysis of the vocoded audio (the harmonics are drawn by the vocoder at
+        the generated F0, so the decoder's envelope alone would not show what a listener hears)."""
         k = min(8, len(real))
-        cells = [[self.unnormalise(real[i]).cpu() for i in range(k)], [self.unnormalise(generated[i]).cpu() for i in range(k)]]
-        plot_grid(cells, Path(path), row_labels=["real", "generated"])
+        generated = generated[:k].detach()
+        if self.pitched:
+            heard = self.analysis(torch.stack([s.waveform for s in self.to_user(generated)]))
+            row, label = [heard[i] for i in range(k)], "generated (vocoded)"
+        else:
+            row, label = [self.unnormalise(generated[i]).cpu() for i in range(k)], "generated"
+        plot_grid([[self.unnormalise(real[i]).cpu() for i in range(k)], row], Path(path), row_labels=["real", label])
         return True
 
     def demo_spec(self) -> Any:

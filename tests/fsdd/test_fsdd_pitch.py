@@ -131,6 +131,7 @@ def test_tiny_pitched_cmma_trains_generates_reloads_and_diagnoses(tmp_path):
     run, data, out = train_tiny(tmp_path, ["pair.x.vocoder=source_filter", "pair.x.pitch_channels=4"], name="sf")
     assert len(out) == 2 and out[0].waveform.shape == (8000,) and out[0].log_mel.shape == (MELS, FRAMES)
     assert out[0].f0 is not None and ((out[0].f0 >= 60) & (out[0].f0 <= 400)).all()
+    assert list((run.path / "samples").glob("*.png"))  # the preview draws the vocoded generations
     torch.manual_seed(0)
     bound = val_bound(run, data)
     assert bound.shape == (4,) and torch.isfinite(bound).all()
