@@ -25,7 +25,7 @@ a prior sample much farther away than a real recording is off the data the decod
 Also the decoder's standard deviation and the residual of its mean in speech bins (normalised units), and
 for a pitched run (``pair.x.vocoder=source_filter``): the posterior decode voiced at the recording's own
 F0 and voicing (is the generated pitch the loss?), the decoder's noise on the spectrogram alone and on
-the pitch alone (which costs noise 1?), and the decode's F0 error (cents) and voicing agreement
+the pitch alone (which costs noise 1?), and the decode's F0 error (median cents, and the share of octave errors) and voicing agreement
 against the recording's.
 """
 
@@ -101,8 +101,9 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         f0, voiced = x_mod.pitch_of(x)
         f0_decoded, voiced_decoded = x_mod.pitch_of(recon)
         both = (voiced > 0.5) & (voiced_decoded > 0.5)
-        cents = 1200 * torch.log2(f0_decoded / f0)
-        out["posterior decode: F0 error in voiced frames (cents, rms)"] = float(cents[both].square().mean().sqrt())
+        cents = (1200 * torch.log2(f0_decoded / f0))[both].abs()
+        out["posterior decode: F0 error in voiced frames (cents, median)"] = float(cents.median())
+        out["posterior decode: voiced frames off by more than 600 cents (octave errors)"] = float((cents > 600).float().mean())
         out["posterior decode: voicing agreement"] = float(((voiced > 0.5) == (voiced_decoded > 0.5)).float().mean())
     out["kl"] = float(q.kl(p).mean())
     out["q std"], out["p std"] = float(q.std.mean()), float(p.std.mean())
