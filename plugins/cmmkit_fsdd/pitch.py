@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -91,15 +90,22 @@ def smooth_pitch(f0: torch.Tensor, voiced: torch.Tensor, fallback: float = 120.0
     an unvoiced frame does not matter."""
     v = _median(voiced.float(), 3)
     log_f0 = torch.log(f0.float().clamp(F0_MIN, F0_MAX))
-    frames = np.arange(log_f0.shape[-1])
-    filled = []
-    for track, mask in zip(log_f0.cpu().numpy(), (v > 0.5).cpu().numpy()):
-        if mask.any():
-            filled.append(np.interp(frames, frames[mask], track[mask]))
-        else:
-            filled.append(np.full(len(frames), math.log(fallback)))
-    out = torch.as_tensor(np.stack(filled), dtype=torch.float32, device=f0.device)
-    return _median(out, 5), v
+    frames = torch.arange(log_f0.shape[-1], device=f0.device).expand_as(log_f0)
+    on = v > 0.5
+    # the nearest voiced frame at or before / at or after each frame (-1 / T where there is none)
+    before = torch.where(on, frames, -1).cummax(-1).values
+    after = torch.where(on, frames, log_f0.shape[-1]).flip(-1).cummin(-1).values.flip(-1)
+    lo = before.clamp(min=0)
+    hi = after.clamp(max=log_f0.shape[-1] - 1)
+    left, right = log_f0.gather(-1, lo), log_f0.gather(-1, hi)
+    left = torch.where(before < 0, right, left)  # before the first voiced frame: hold its value
+    right = torch.where(after >= log_f0.shape[-1], left, right)  # after the last: hold
+    span = (after - before).clamp(min=1).float()
+    weight = torch.where((before >= 0) & (after < log_f0.shape[-1]), (frames - before).float() / span,
+                         torch.zeros_like(span))
+    filled = left + weight * (right - left)
+    filled = torch.where(on.any(-1, keepdim=True), filled, torch.full_like(filled, math.log(fallback)))
+    return _median(filled, 5), v
 
 
 def pitch_statistics(waveforms: torch.Tensor) -> dict[str, float]:

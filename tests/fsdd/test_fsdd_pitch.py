@@ -66,6 +66,23 @@ def test_smoothing_fills_unvoiced_frames_and_drops_isolated_flips():
     assert not none.any() and torch.allclose(silent.exp(), torch.full((1, 6), 120.0))
 
 
+
+def test_smoothing_interpolates_as_numpy_interp_does():
+    import numpy as np
+
+    from cmmkit_fsdd.pitch import _median
+
+    gen = torch.Generator().manual_seed(0)
+    f0 = 80 + 200 * torch.rand(8, 40, generator=gen)
+    voiced = (torch.rand(8, 40, generator=gen) > 0.4).float()
+    log_f0, v = smooth_pitch(f0, voiced)
+    frames = np.arange(40)
+    for i in range(8):
+        mask = (v[i] > 0.5).numpy()
+        ref = np.interp(frames, frames[mask], f0[i].log().numpy()[mask])
+        torch.testing.assert_close(log_f0[i : i + 1], _median(torch.tensor(ref, dtype=torch.float32)[None], 5))
+
+
 MELS, FRAMES = 64, 126
 INFO = {"mels": MELS, "frames": FRAMES, "sample_rate": 8000, "num_samples": 8000,
         "mean": [0.0] * MELS, "std": [1.0] * MELS, "log_f0_mean": math.log(150.0), "log_f0_std": 0.3}
