@@ -69,7 +69,6 @@ def test_smoothing_fills_unvoiced_frames_and_drops_isolated_flips():
 
 def test_smoothing_interpolates_as_numpy_interp_does():
     import numpy as np
-
     from cmmkit_fsdd.pitch import _median
 
     gen = torch.Generator().manual_seed(0)
