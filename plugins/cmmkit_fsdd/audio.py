@@ -368,9 +368,14 @@ class LogMelModality(Modality):
         title = None
         if labels and len(labels) == 1:  # a single row's label (often long) becomes the title
             title, labels = labels[0], None
-        plot_grid([[speech[i].log_mel for i in row] for row in rows], png, row_labels=labels,
+        plot_grid([[self.heard(speech[i]) for i in row] for row in rows], png, row_labels=labels,
                   col_labels=column_labels, cell_titles=[[titles[i] for i in r] for r in rows], title=title)
         return [*written, png]
+
+    def heard(self, speech: Speech) -> torch.Tensor:
+        """The log-mel spectrogram to show for ``speech``: the one it was made from, or for voiced
+        (pitched) speech the analysis of its waveform, since the vocoder drew its harmonics."""
+        return speech.log_mel if speech.f0 is None else self.analysis(speech.waveform)
 
     def save_preview(self, real: torch.Tensor, generated: torch.Tensor, path: Any) -> bool:
         """Columns of real (top) and generated (bottom) spectrograms, up to 8 examples. Pitched, the
@@ -392,4 +397,5 @@ class LogMelModality(Modality):
 
         floor = math.log(wav.LOG_FLOOR)
         return ModalityDemo(views=(View("audio", "speech", lambda s: audio_clip(s.waveform, s.sample_rate)),
-                                   View("image", "log-mel spectrogram", lambda s: heatmap(s.log_mel, 3, floor))))
+                                   View("image", "log-mel spectrogram",
+                                        lambda s: heatmap(self.heard(s), 3, floor))))

@@ -121,7 +121,7 @@ def pitch_statistics(waveforms: torch.Tensor) -> dict[str, float]:
 def synthesise(log_mel: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor, analysis: wav.MelAnalysis,
                rate: int = wav.SAMPLE_RATE, seed: int = 0) -> torch.Tensor:
     """(B, mels, frames) natural-log mel power, F0 in Hz and voicing in [0, 1] (B, frames) -> (B,
-    samples) waveforms, peak 0.9.
+    samples) waveforms at the envelope's level, peaks limited to 0.99.
 
     The excitation is a sum of equal-amplitude harmonics of F0 below Nyquist (voiced) or white noise
     (unvoiced), cross-faded by the voicing; its STFT is flattened per frame and multiplied by the
@@ -142,7 +142,10 @@ def synthesise(log_mel: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor, an
     spec = torch.stft(excitation, wav.N_FFT, wav.HOP, window=window, return_complex=True)[..., :frames]
     flat = spec / spec.abs().square().mean(1, keepdim=True).sqrt().clamp_min(1e-10)
     out = torch.istft(flat * linear.sqrt(), wav.N_FFT, wav.HOP, window=window, length=wav.NUM_SAMPLES)
-    return 0.9 * out / out.abs().amax(-1, keepdim=True).clamp_min(1e-6)
+    # the envelope sets the level (a quiet utterance stays quiet); peaks above 0.99 are scaled down, as
+    # Griffin-Lim's output is
+    peak = out.abs().amax(-1, keepdim=True).clamp_min(1e-8)
+    return torch.where(peak > 0.99, out / peak * 0.99, out)
 
 
 def _act() -> nn.Module:
