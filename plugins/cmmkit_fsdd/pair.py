@@ -50,8 +50,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # of 60 utterances), 0.520 -> 0.610 at noise 1, 0.630 -> 0.737 with z sampled. Then
             # ("Fifth round", three seeds each): x models the pitch and a source-filter vocoder voices
             # it, and the conv decoder gets a residual block per resolution: speech judge 0.778 ->
-            # R1MN0 at noise 0, 0.706 -> R1MZS with z sampled, 0.572 -> R1MN1 at noise 1; the bound's
-            # spectrogram term 8,790 -> R1MM nats; 3.4x the CPU (still within 15 minutes on 2 cores)
+            # 0.908 at noise 0, 0.706 -> 0.841 with z sampled, 0.572 -> 0.737 at noise 1; the bound's
+            # spectrogram term 8,790 -> 9,393 nats; 3.4x the CPU (TIMING_SHORT)
             "cmma": {"model": {"latent_dim": 128, "prior_hidden": 256, "posterior_hidden": 256,
                                "posterior_y_hidden": 64},
                      "train": {"batch_size": 16, "lr_schedule": "linear", "decay_fraction": 0.3},
