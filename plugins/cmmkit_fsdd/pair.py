@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             # ("Fifth round", three seeds each): x models the pitch and a source-filter vocoder voices
             # it, and the conv decoder gets a residual block per resolution: speech judge 0.778 ->
             # 0.908 at noise 0, 0.706 -> 0.841 with z sampled, 0.572 -> 0.737 at noise 1; the bound's
-            # spectrogram term 8,790 -> 9,393 nats; 3.4x the CPU (TIMING_SHORT)
+            # spectrogram term 8,790 -> 9,393 nats; 3.4x the CPU: 13 min 22 s on two idle cores
             "cmma": {"model": {"latent_dim": 128, "prior_hidden": 256, "posterior_hidden": 256,
                                "posterior_y_hidden": 64},
                      "train": {"batch_size": 16, "lr_schedule": "linear", "decay_fraction": 0.3},
