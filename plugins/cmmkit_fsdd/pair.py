@@ -48,10 +48,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             # for 70% of the run, then linear to 0 (warmup-stable-decay), and a 128-d latent: test
             # bound 8,029 -> 8,831 nats at the same time; speech judge 0.800 -> 0.787 at noise 0 (2
             # of 60 utterances), 0.520 -> 0.610 at noise 1, 0.630 -> 0.737 with z sampled. Then
-            # ("Fifth round", three seeds each): x models the pitch and a source-filter vocoder voices
-            # it, and the conv decoder gets a residual block per resolution: speech judge 0.778 ->
-            # 0.908 at noise 0, 0.706 -> 0.841 with z sampled, 0.572 -> 0.737 at noise 1; the bound's
-            # spectrogram term 8,790 -> 9,393 nats; 3.4x the CPU: 13 min 22 s on two idle cores
+            # ("Fifth round", three and five seeds): x models the pitch and a source-filter vocoder
+            # voices it, and the conv decoder gets a residual block per resolution: speech judge 0.778
+            # -> 0.906 at noise 0, 0.706 -> 0.846 with z sampled, 0.572 -> 0.731 at noise 1; the
+            # bound's spectrogram term 8,790 -> 9,389 nats; 3.2x the CPU: 13 min 22 s on two idle cores
             "cmma": {"model": {"latent_dim": 128, "prior_hidden": 256, "posterior_hidden": 256,
                                "posterior_y_hidden": 64},
                      "train": {"batch_size": 16, "lr_schedule": "linear", "decay_fraction": 0.3},
