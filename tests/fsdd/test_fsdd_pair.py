@@ -114,7 +114,7 @@ def test_default_cmma_preset_is_the_measured_one():
     """The CMMA default of docs/pairs/fsdd_digits_speech.md: batch 16, a Laplace likelihood with the
     variance in [e^-6, e^-4], warmup-stable-decay (the last 30% of the 30 epochs decay linearly to 0)
     and a 128-d latent (test bound 8,029 -> 8,831 nats in the same time, noise-1 speech 0.52 -> 0.61);
-    then (fifth round, three seeds) x models the pitch, voiced by the source-filter vocoder, and the
+    then (fifth round, five seeds) x models the pitch, voiced by the source-filter vocoder, and the
     decoder has a residual block per resolution. The other models keep the constant rate, Griffin-Lim
     and the plain decoder (they were not measured with the pitch)."""
     cfg = build_config("fsdd_digits_speech", model="cmma")
