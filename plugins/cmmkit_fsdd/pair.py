@@ -160,8 +160,9 @@ class FSDDDigitsSpeech(Pair):
         train = rec.log_mel[torch.tensor(parts["train"])]
         info_x = {"mels": wav.N_MELS, "frames": wav.FRAMES, "sample_rate": wav.SAMPLE_RATE,
                   "num_samples": wav.NUM_SAMPLES, "analysis": wav.describe(),
-                  "mean": train.mean(dim=(0, 2)).tolist(), "std": train.std(dim=(0, 2)).clamp(min=1e-3).tolist(),
-                  **pitch_statistics(rec.waveforms[torch.tensor(parts["train"])])}
+                  "mean": train.mean(dim=(0, 2)).tolist(), "std": train.std(dim=(0, 2)).clamp(min=1e-3).tolist()}
+        if config.x.vocoder == "source_filter":  # tracking every training recording's pitch takes seconds
+            info_x |= pitch_statistics(rec.waveforms[torch.tensor(parts["train"])])
         notes = [f"{len(idx)} {name} recordings" for name, idx in parts.items()]
         notes = [f"read {len(rec.names)} recordings from {source.describe()}: " + ", ".join(notes)]
         if rec.trimmed:

@@ -34,15 +34,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cmmkit.api import Decoder
+from cmmkit.api import Decoder, DiagonalGaussian
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.frames import bounded_logvar
+from cmmkit_fsdd.spectrogram import PADDED as _PADDED
+from cmmkit_fsdd.spectrogram import act as _act
 
 F0_MIN, F0_MAX = 60.0, 400.0
 HARMONICS = 40
 #: rows of x after the mel bands: standardised log-F0, voicing
 PITCH_ROWS = 2
-_PADDED = 128  # frames padded to a power of two for the stride-2 convolutions
 
 
 def pitch_track(waveforms: torch.Tensor, rate: int = wav.SAMPLE_RATE) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,10 +149,6 @@ def synthesise(log_mel: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor, an
     return torch.where(peak > 0.99, out / peak * 0.99, out)
 
 
-def _act() -> nn.Module:
-    return nn.LeakyReLU(0.2)
-
-
 def _conv_stack(channels_in: int, channels: int) -> list[nn.Module]:
     """Three stride-2 1-D convolutions: 128 frames -> 16 positions."""
     mods: list[nn.Module] = []
@@ -188,21 +185,21 @@ class PitchDensity:
     logvar: torch.Tensor
     logits: torch.Tensor
 
+    @property
+    def log_f0(self) -> DiagonalGaussian:
+        return DiagonalGaussian(self.mu, self.logvar, event_dims=1)
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        log_f0, voiced = x[:, 0], x[:, 1]
-        gauss = -0.5 * (math.log(2 * math.pi) + self.logvar + (log_f0 - self.mu).square() * torch.exp(-self.logvar))
-        bern = -F.binary_cross_entropy_with_logits(self.logits, voiced, reduction="none")
-        return (gauss + bern).sum(-1)
+        bern = -F.binary_cross_entropy_with_logits(self.logits, x[:, 1], reduction="none").sum(-1)
+        return self.log_f0.log_prob(x[:, 0]) + bern
 
     def rsample(self, noise_scale: float = 1.0) -> torch.Tensor:
         """(B, 2, frames). Noise 0: the F0 mean and the voicing probability (the vocoder cross-fades
         harmonics and noise by it); otherwise F0 with ``noise_scale`` of its standard deviation and a
         Bernoulli draw of the voicing."""
         p = torch.sigmoid(self.logits)
-        if noise_scale == 0.0:
-            return torch.stack([self.mu, p], dim=1)
-        f0 = self.mu + noise_scale * torch.exp(0.5 * self.logvar) * torch.randn_like(self.mu)
-        return torch.stack([f0, torch.bernoulli(p.detach())], dim=1)
+        log_f0 = self.log_f0.rsample(noise_scale)  # drawn before the voicing
+        return torch.stack([log_f0, p if noise_scale == 0.0 else torch.bernoulli(p.detach())], dim=1)
 
 
 class PitchHead(nn.Module):

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from cmmkit.api import ConfigError, Decoder, DiagonalGaussian
+from cmmkit_fsdd.frames import bounded_logvar
 
 _PADDED = 128  # frames padded to a power of two
 _POSITIONS = 16  # positions of the encoder's last stage and of a dense decoder's first
@@ -53,13 +54,6 @@ def _flat(h: object) -> torch.Tensor:
         raise ConfigError("the temporal log_mel decoder reads a flat latent (B, D); got "
                           f"{tuple(getattr(features, 'shape', ())) or type(h).__name__}")
     return features
-
-
-def bounded(raw: torch.Tensor, floor: float, ceiling: float | None) -> torch.Tensor:
-    """A smooth log-variance above ``floor`` (and below ``ceiling`` when given); as the conv decoder."""
-    if ceiling is None:
-        return floor + nn.functional.softplus(raw - floor)
-    return floor + (ceiling - floor) * torch.sigmoid(raw)
 
 
 @dataclass
@@ -145,5 +139,5 @@ class TemporalDecoder(Decoder):
         z = _flat(h)
         seq = self.fc(z) if self.fc is not None else z
         out = self.net(seq.view(len(z), self.per_position, self.positions))[..., : self.frames]
-        mu, logvar = out[:, : self.mels], bounded(out[:, self.mels:], self.floor, self.ceiling)
+        mu, logvar = out[:, : self.mels], bounded_logvar(out[:, self.mels:], self.floor, self.ceiling)
         return per_bin_density(mu, logvar, self.likelihood)

@@ -65,7 +65,7 @@ def test_log_prob_is_the_density_generate_samples_from(r):
 
 
 def test_logvar_between_floor_and_ceiling():
-    from cmmkit_fsdd.audio import bounded_logvar
+    from cmmkit_fsdd.frames import bounded_logvar
 
     raw = torch.linspace(-30, 30, 601)
     assert torch.equal(bounded_logvar(raw, -4.0, None), -4.0 + torch.nn.functional.softplus(raw + 4.0))

@@ -5,12 +5,8 @@ full one, and the plain decoder's parameters untouched when it is 0 (saved runs 
 from __future__ import annotations
 
 import torch
-from cmmkit_fsdd.audio import (
-    GaussianSpectrogramDecoder,
-    LogMelModality,
-    LogMelOptions,
-    _Residual,
-)
+from cmmkit_fsdd.audio import LogMelModality, LogMelOptions
+from cmmkit_fsdd.spectrogram import GaussianSpectrogramDecoder, _Residual
 from cmmkit_fsdd.temporal import Laplace
 
 MELS, FRAMES = 64, 126
