@@ -73,6 +73,10 @@ class LogMelOptions(ModalityOptions):
                                "0: the plain stack of transposed convolutions")
     likelihood: Literal["gaussian", "laplace"] = Field("gaussian", description="conv and temporal: the per-bin "
                                                        "density (the variance bounds apply to its variance)")
+    residual_ar: bool = Field(False, description="conv decoder: the residual x - mean is autoregressive over "
+                              "frames (r_t = rho r_{t-1} + e_t, rho per bin from the decoder, e_t the per-bin "
+                              "density; cmmkit_fsdd.correlated): samples drift smoothly instead of flickering; "
+                              "the mean and noise 0 are unchanged, the likelihood stays exact")
     band_context: int = Field(16, ge=1, description="bands: feature maps the conv decoder gives the head (from z)")
     band_channels: int = Field(32, ge=1, description="bands: channels of the autoregressive head")
     band_layers: int = Field(3, ge=1, description="bands: causal convolutions of the head")
@@ -221,6 +225,8 @@ class LogMelModality(Modality):
         o = self.options
         if o.likelihood != "gaussian" and o.decoder == "autoregressive":
             raise ConfigError(f"log_mel: likelihood={o.likelihood!r} needs decoder=conv, temporal or bands")
+        if o.residual_ar and o.decoder != "conv":
+            raise ConfigError(f"log_mel: residual_ar needs decoder=conv, got decoder={o.decoder!r}")
         if o.decoder == "bands":
             from cmmkit_fsdd.bands import BandARDecoder
 

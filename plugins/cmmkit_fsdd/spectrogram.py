@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cmmkit.api import Decoder, DiagonalGaussian
+from cmmkit_fsdd.correlated import TimeCorrelated, bounded_rho
 from cmmkit_fsdd.frames import bounded_logvar
 from cmmkit_fsdd.temporal import Laplace, per_bin_density
 
@@ -59,12 +60,16 @@ class _Residual(nn.Module):
 
 class GaussianSpectrogramDecoder(Decoder):
     """h -> N(mu, diag(exp(logvar))) over the normalised log-mel bins (transposed convolutions), or a
-    :class:`~cmmkit_fsdd.temporal.Laplace` with that variance (``likelihood="laplace"``)."""
+    :class:`~cmmkit_fsdd.temporal.Laplace` with that variance (``likelihood="laplace"``); with
+    ``residual_ar`` that density is the innovation of a residual autoregressive over frames
+    (:class:`~cmmkit_fsdd.correlated.TimeCorrelated`). Built with other ``out_channels`` (the band
+    decoder's trunk), it only gives features."""
 
     def __init__(self, in_features: int, mels: int, frames: int, opts: LogMelOptions, out_channels: int = 2) -> None:
         super().__init__()
         self.frames, self.floor, self.ceiling = frames, opts.logvar_floor, opts.logvar_ceiling
-        self.likelihood = opts.likelihood
+        self.likelihood, self.residual_ar = opts.likelihood, opts.residual_ar and out_channels == 2
+        out_channels += self.residual_ar  # a third map: the residual's correlation with the frame before
         self.h0, self.w0 = mels // 2**opts.layers, PADDED // 2**opts.layers
         self.c0 = opts.base_channels * 2 ** (opts.layers - 1)
         self.fc = nn.Sequential(nn.Linear(in_features, self.c0 * self.h0 * self.w0), act())
@@ -81,13 +86,21 @@ class GaussianSpectrogramDecoder(Decoder):
         else:
             mods.append(nn.ConvTranspose2d(c, out_channels, 4, 2, 1))
         self.deconv = nn.Sequential(*mods)
+        if self.residual_ar:  # rho starts at 0: training starts from the factorised density
+            last = mods[-1]
+            with torch.no_grad():
+                (last.weight[2] if isinstance(last, nn.Conv2d) else last.weight[:, 2]).zero_()
+                last.bias[2].zero_()
 
     def features(self, h: torch.Tensor) -> torch.Tensor:
         """(B, out_channels, mels, frames): the stack's output at full resolution (for the 2 default
         channels, the mean and raw log-variance; :mod:`cmmkit_fsdd.bands` reads more as features)."""
         return self.deconv(self.fc(h).view(-1, self.c0, self.h0, self.w0))[..., : self.frames]
 
-    def forward(self, h: torch.Tensor) -> DiagonalGaussian | Laplace:
+    def forward(self, h: torch.Tensor) -> DiagonalGaussian | Laplace | TimeCorrelated:
         out = self.features(h)
         mu, logvar = out[:, 0], bounded_logvar(out[:, 1], self.floor, self.ceiling)
-        return per_bin_density(mu, logvar, self.likelihood)
+        density = per_bin_density(mu, logvar, self.likelihood)
+        if self.residual_ar:
+            return TimeCorrelated(density, bounded_rho(out[:, 2]))
+        return density
