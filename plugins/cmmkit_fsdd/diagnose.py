@@ -24,8 +24,8 @@ condition compared with a test recording's posterior mean (in the prior's standa
 a prior sample much farther away than a real recording is off the data the decoder was trained on.
 Also the decoder's standard deviation and the residual of its mean in speech bins (normalised units), and
 for a pitched run (``pair.x.vocoder=source_filter``): the posterior decode voiced at the recording's own
-F0 and voicing (is the generated pitch the loss?), the decoder's noise on the spectrogram alone and on
-the pitch alone (which costs noise 1?), and the decode's F0 error (median cents, and the share of octave errors) and voicing agreement
+F0 and voicing (is the generated pitch the loss?), the decoder's noise on the spectrogram alone, on
+the pitch alone and on F0 and voicing apart (which costs noise 1?), and the decode's F0 error (median cents, and the share of octave errors) and voicing agreement
 against the recording's.
 """
 
@@ -98,6 +98,11 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
             run, listener, torch.cat([dec.spectrogram.generate(q.mu, 1.0), recon[:, mels:]], 1), y)
         out["posterior mean, noise 1 on F0 and voicing only"] = _judge(
             run, listener, torch.cat([recon[:, :mels], pitch.rsample(1.0)], 1), y)
+        p_voiced = torch.sigmoid(pitch.logits)
+        out["posterior mean, noise 1 on F0 only"] = _judge(
+            run, listener, torch.cat([recon[:, :mels], torch.stack([pitch.log_f0.rsample(1.0), p_voiced], 1)], 1), y)
+        out["posterior mean, noise 1 on the voicing only"] = _judge(
+            run, listener, torch.cat([recon[:, :mels], torch.stack([pitch.mu, torch.bernoulli(p_voiced)], 1)], 1), y)
         f0, voiced = x_mod.pitch_of(x)
         f0_decoded, voiced_decoded = x_mod.pitch_of(recon)
         both = (voiced > 0.5) & (voiced_decoded > 0.5)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cmmkit.api import ConfigError, DiagonalGaussian
 from cmmkit_fsdd.audio import LogMelModality, LogMelOptions
 from cmmkit_fsdd.correlated import TimeCorrelated
 from cmmkit_fsdd.temporal import Laplace
+
+from cmmkit.api import ConfigError, DiagonalGaussian
 
 MELS, FRAMES = 64, 126
 INFO = {"mels": MELS, "frames": FRAMES, "sample_rate": 8000, "num_samples": 8000,

@@ -178,6 +178,8 @@ def test_tiny_pitched_cmma_trains_generates_reloads_and_diagnoses(tmp_path):
     report = diagnose(run, Listener(), data, split="val")
     assert report["decoder std in speech bins"] > 0
     assert 0.0 <= report["posterior decode: voicing agreement"] <= 1.0
+    for part in ("F0 only", "the voicing only"):  # the pitch's noise taken apart
+        assert 0.0 <= report[f"posterior mean, noise 1 on {part}"][0] <= 1.0
 
 
 def test_pitched_encoder_starts_as_the_spectrogram_encoder_and_reads_the_pitch_once_trained():
