@@ -100,9 +100,6 @@ class LogMelOptions(ModalityOptions):
                                 "and of the pitch decoder")
     pitch_logvar_floor: float = Field(-6.0, description="source_filter: lower bound of the log-variance of the "
                                       "standardised log-F0 per frame")
-    pitch_residual_ar: bool = Field(False, description="source_filter: the log-F0 residual is autoregressive over "
-                                    "frames, as residual_ar makes the spectrogram's (a sampled F0 drifts instead of "
-                                    "jittering frame by frame)")
 
 
 @dataclass(eq=False)
@@ -222,8 +219,7 @@ class LogMelModality(Modality):
         if not self.pitched:
             return spectrogram
         return SourceFilterDecoder(spectrogram, in_features, self.mels, int(self.info["frames"]),
-                                   self.options.pitch_channels, self.options.pitch_logvar_floor,
-                                   self.options.pitch_residual_ar)
+                                   self.options.pitch_channels, self.options.pitch_logvar_floor)
 
     def _spectrogram_decoder(self, in_features: int) -> Decoder:
         o = self.options

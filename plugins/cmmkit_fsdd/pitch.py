@@ -36,7 +36,6 @@ from torch.nn import functional as F
 
 from cmmkit.api import Decoder, DiagonalGaussian
 from cmmkit_fsdd import wav
-from cmmkit_fsdd.correlated import TimeCorrelated, bounded_rho
 from cmmkit_fsdd.frames import bounded_logvar
 from cmmkit_fsdd.spectrogram import PADDED as _PADDED
 from cmmkit_fsdd.spectrogram import act as _act
@@ -180,19 +179,15 @@ class SourceFilterEncoder(nn.Module):
 @dataclass(eq=False)
 class PitchDensity:
     """A Gaussian over each frame's standardised log-F0 (``mu``, ``logvar``) and a Bernoulli over its
-    voicing (``logits``), all (B, frames); x is (B, 2, frames). With ``rho`` (B, frames) the log-F0
-    residual is autoregressive over frames (:class:`~cmmkit_fsdd.correlated.TimeCorrelated`, the
-    Gaussian its innovation). ``log_prob`` is per example."""
+    voicing (``logits``), all (B, frames); x is (B, 2, frames). ``log_prob`` is per example."""
 
     mu: torch.Tensor
     logvar: torch.Tensor
     logits: torch.Tensor
-    rho: torch.Tensor | None = None
 
     @property
-    def log_f0(self) -> DiagonalGaussian | TimeCorrelated:
-        density = DiagonalGaussian(self.mu, self.logvar, event_dims=1)
-        return density if self.rho is None else TimeCorrelated(density, self.rho)
+    def log_f0(self) -> DiagonalGaussian:
+        return DiagonalGaussian(self.mu, self.logvar, event_dims=1)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         bern = -F.binary_cross_entropy_with_logits(self.logits, x[:, 1], reduction="none").sum(-1)
@@ -210,27 +205,20 @@ class PitchDensity:
 class PitchHead(nn.Module):
     """z features (B, D) -> :class:`PitchDensity` over ``frames`` frames: a dense map to 16 positions,
     three stride-2 1-D transposed convolutions to 128 frames, a 3-tap conv to (mean, log-variance,
-    voicing logit) per frame, and with ``residual_ar`` a fourth output, the log-F0 residual's
-    correlation with the frame before (started at 0)."""
+    voicing logit) per frame."""
 
-    def __init__(self, in_features: int, frames: int, channels: int, logvar_floor: float,
-                 residual_ar: bool = False) -> None:
+    def __init__(self, in_features: int, frames: int, channels: int, logvar_floor: float) -> None:
         super().__init__()
-        self.frames, self.channels, self.floor, self.residual_ar = frames, channels, logvar_floor, residual_ar
+        self.frames, self.channels, self.floor = frames, channels, logvar_floor
         self.fc = nn.Sequential(nn.Linear(in_features, channels * _PADDED // 8), _act())
         mods: list[nn.Module] = []
         for _ in range(3):
             mods += [nn.ConvTranspose1d(channels, channels, 4, 2, 1), _act()]
-        self.up = nn.Sequential(*mods, nn.Conv1d(channels, 3 + residual_ar, 3, 1, 1))
-        if residual_ar:
-            with torch.no_grad():
-                self.up[-1].weight[3].zero_()
-                self.up[-1].bias[3].zero_()
+        self.up = nn.Sequential(*mods, nn.Conv1d(channels, 3, 3, 1, 1))
 
     def forward(self, h: torch.Tensor) -> PitchDensity:
         out = self.up(self.fc(h).view(len(h), self.channels, _PADDED // 8))[..., : self.frames]
-        rho = bounded_rho(out[:, 3]) if self.residual_ar else None
-        return PitchDensity(out[:, 0], bounded_logvar(out[:, 1], self.floor, None), out[:, 2], rho)
+        return PitchDensity(out[:, 0], bounded_logvar(out[:, 1], self.floor, None), out[:, 2])
 
 
 @dataclass(eq=False)
@@ -259,10 +247,10 @@ class SourceFilterDecoder(Decoder):
     spectrogram decoder's own (teacher forcing and step-by-step generation for autoregressive ones)."""
 
     def __init__(self, spectrogram: Decoder, in_features: int, mels: int, frames: int, channels: int,
-                 logvar_floor: float, residual_ar: bool = False) -> None:
+                 logvar_floor: float) -> None:
         super().__init__()
         self.spectrogram, self.mels = spectrogram, mels
-        self.pitch = PitchHead(in_features, frames, channels, logvar_floor, residual_ar)
+        self.pitch = PitchHead(in_features, frames, channels, logvar_floor)
 
     def forward(self, h: torch.Tensor) -> SourceFilterDensity:
         return SourceFilterDensity(self.spectrogram(h), self.pitch(h), self.mels)

@@ -80,21 +80,3 @@ def test_decoder_option_starts_at_rho_zero_and_learns_it():
 def test_residual_ar_needs_the_conv_decoder():
     with pytest.raises(ConfigError, match="residual_ar needs decoder=conv"):
         _decoder(residual_ar=True, decoder="temporal")
-
-
-def test_pitch_residual_ar_starts_at_rho_zero():
-    from cmmkit_fsdd.pitch import PitchHead
-
-    torch.manual_seed(0)
-    head = PitchHead(8, FRAMES, 4, -6.0, residual_ar=True)
-    h, x = torch.randn(3, 8), torch.randn(3, 2, FRAMES)
-    x[:, 1] = (x[:, 1] > 0).float()
-    d = head(h)
-    assert isinstance(d.log_f0, TimeCorrelated) and torch.equal(d.rho, torch.zeros(3, FRAMES))
-    plain = type(d)(d.mu, d.logvar, d.logits)  # the same density without the autoregression
-    assert torch.allclose(d.log_prob(x), plain.log_prob(x))
-    d.log_prob(x).sum().backward()
-    assert head.up[-1].weight.grad[3].abs().sum() > 0  # the rho output trains
-    sample = d.rsample(1.0)
-    assert sample.shape == (3, 2, FRAMES) and set(sample[:, 1].unique().tolist()) <= {0.0, 1.0}
-    assert torch.equal(d.rsample(0.0)[:, 0], d.mu)
