@@ -75,8 +75,9 @@ class LogMelOptions(ModalityOptions):
                                                        "density (the variance bounds apply to its variance)")
     residual_ar: bool = Field(False, description="conv decoder: the residual x - mean is autoregressive over "
                               "frames (r_t = rho r_{t-1} + e_t, rho per bin from the decoder, e_t the per-bin "
-                              "density; cmmkit_fsdd.correlated): samples drift smoothly instead of flickering; "
-                              "the mean and noise 0 are unchanged, the likelihood stays exact")
+                              "density; cmmkit_fsdd.correlated): samples drift smoothly instead of flickering, "
+                              "the likelihood stays exact. It raises the bound but lets the mean drift off the "
+                              "data: noise-0 speech falls from ~0.90 to 0.44 on the default preset (measured)")
     band_context: int = Field(16, ge=1, description="bands: feature maps the conv decoder gives the head (from z)")
     band_channels: int = Field(32, ge=1, description="bands: channels of the autoregressive head")
     band_layers: int = Field(3, ge=1, description="bands: causal convolutions of the head")
