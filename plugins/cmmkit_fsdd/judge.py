@@ -126,12 +126,14 @@ def digit_accuracy(ctx: Any) -> dict[str, Any] | None:
         **{f"accuracy_{k}": v for k, v in acc.items()},
         "per_digit_generated": {d: (int(c) / int(m) if m else None) for d, c, m in zip(digits, per_digit, per_digit_n)},
     }
-    summary = {"digit acc. generated": acc["generated"], "digit acc. sampled": acc["sampled"],
-               "digit acc. real": acc["real"], "digit acc. vocoded": acc["vocoded"]}
+    summary = {"digit acc. generated": acc["generated"], "digit acc. z sampled": acc["sampled_z"],
+               "digit acc. sampled": acc["sampled"], "digit acc. real": acc["real"],
+               "digit acc. vocoded": acc["vocoded"]}
     if with_speaker:
         sp = {k: v / n for k, v in speaker_correct.items()}
         out |= {f"speaker_accuracy_{k}": v for k, v in sp.items()}
         out["speaker_chance"] = 1 / len(listener.speakers)
-        summary |= {"speaker acc. generated": sp["generated"], "speaker acc. sampled": sp["sampled"]}
+        summary |= {"speaker acc. generated": sp["generated"], "speaker acc. z sampled": sp["sampled_z"],
+                    "speaker acc. sampled": sp["sampled"]}
     out["summary"] = summary
     return out

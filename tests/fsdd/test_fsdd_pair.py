@@ -48,8 +48,10 @@ def test_train_generate_judge_evaluate(tmp_path, folder, capsys):
     result = evaluate_run(run.path, EvalOptions(k=2, is_examples=2, judge=judge.path), progress=False)
     acc = result["digit_accuracy"]
     assert result["pair_metrics"] == ["digit_accuracy"] and result["parzen"] is None
-    assert set(acc["summary"]) == {"digit acc. generated", "digit acc. sampled", "digit acc. real",
-                                   "digit acc. vocoded", "speaker acc. generated", "speaker acc. sampled"}
+    assert set(acc["summary"]) == {"digit acc. generated", "digit acc. z sampled", "digit acc. sampled",
+                                   "digit acc. real", "digit acc. vocoded", "speaker acc. generated",
+                                   "speaker acc. z sampled", "speaker acc. sampled"}
+    assert acc["summary"]["digit acc. z sampled"] == acc["accuracy_sampled_z"]
     assert 0 <= acc["accuracy_generated"] <= 1 and acc["examples"] == 100 and acc["speaker_chance"] == 0.5
     for kind in ("generated", "sampled", "sampled_z", "vocoded"):  # the judged files are WAVs as users get them
         files = sorted((run.path / "judged_speech" / "test" / kind).glob("*.wav"))
