@@ -20,8 +20,9 @@ smoothly over frames instead of flickering. rho starts at 0 (the plain factorise
 
 Measured (docs/pairs/fsdd_digits_speech.md, sixth round): on the default preset it raises the test
 bound by ~2,600 nats but ruins the mean. A smooth misfit of mu costs only its innovations, so mu
-stops being a spectrogram (residual rms in speech bins 0.53 against 0.34) and noise 0 falls from
-~0.90 to 0.44 on the speech judge. Not the default; kept as an option for density modelling.
+stops being a spectrogram (residual rms in speech bins 0.53, against 0.29-0.31 at lower variance
+ceilings) and noise 0 falls from ~0.90 to 0.44 on the speech judge. Not the default; kept as an
+option for density modelling.
 """
 
 from __future__ import annotations
@@ -56,8 +57,7 @@ class TimeCorrelated:
     @property
     def std(self) -> torch.Tensor:
         """The innovation's standard deviation per bin (a residual's own is larger where |rho| > 0)."""
-        inner = self.innovation
-        return inner.std if hasattr(inner, "std") else 2**0.5 * torch.exp(inner.log_scale)  # Laplace: sqrt(2) b
+        return self.innovation.std
 
     def innovations(self, x: torch.Tensor) -> torch.Tensor:
         """e_t = r_t - rho_t r_{t-1} of x, as values of the innovation density (offset by the mean)."""

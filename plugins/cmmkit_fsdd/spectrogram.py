@@ -68,7 +68,7 @@ class GaussianSpectrogramDecoder(Decoder):
     def __init__(self, in_features: int, mels: int, frames: int, opts: LogMelOptions, out_channels: int = 2) -> None:
         super().__init__()
         self.frames, self.floor, self.ceiling = frames, opts.logvar_floor, opts.logvar_ceiling
-        self.likelihood, self.residual_ar = opts.likelihood, opts.residual_ar and out_channels == 2
+        self.likelihood, self.residual_ar = opts.likelihood, opts.residual_ar  # (audio refuses it for bands)
         out_channels += self.residual_ar  # a third map: the residual's correlation with the frame before
         self.h0, self.w0 = mels // 2**opts.layers, PADDED // 2**opts.layers
         self.c0 = opts.base_channels * 2 ** (opts.layers - 1)

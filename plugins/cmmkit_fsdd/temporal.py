@@ -69,6 +69,11 @@ class Laplace:
     def mean(self) -> torch.Tensor:
         return self.mu
 
+    @property
+    def std(self) -> torch.Tensor:
+        """sqrt(2) b: the standard deviation of a Laplace with scale b."""
+        return math.sqrt(2.0) * torch.exp(self.log_scale)
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         lp = -(math.log(2.0) + self.log_scale) - (x - self.mu).abs() * torch.exp(-self.log_scale)
         return lp.flatten(start_dim=lp.dim() - self.event_dims).sum(-1)
