@@ -86,7 +86,8 @@ class SpeedConfig(_Strict):
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="channels_last weights and images (auto: on CUDA only; no gain measured on CPU)")
     autocast: Literal["off", "bf16"] = Field(
-        "off", description="bf16 mixed precision of the loss's forward pass on CUDA (ignored on CPU)")
+        "off", description="bf16 mixed precision of the loss's forward pass, on CUDA and on CPUs with native "
+        "bf16 (AVX512-BF16, AMX); elsewhere float32 with a warning")
     tf32: bool = Field(True, description="TF32 matmuls and convolutions on CUDA (Ampere and newer)")
     pin_memory: bool = Field(True, description="page-locked batches copied with non_blocking=True on CUDA")
 

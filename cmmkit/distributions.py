@@ -18,8 +18,15 @@ from cmmkit.modality import Code
 LOG_2PI = math.log(2 * math.pi)
 
 
+def _float32(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Half and bf16 tensors (a network's outputs under ``train.speed.autocast``) as float32: the
+    exponentials and the sums over thousands of dimensions that form a bound lose nats in bf16."""
+    return tuple(t.float() if t.is_floating_point() and t.element_size() < 4 else t for t in tensors)
+
+
 def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, event_dims: int) -> torch.Tensor:
     """log N(x; mu, diag(exp(logvar))), summed over the last ``event_dims`` dimensions (exact form of eq. 8)."""
+    x, mu, logvar = _float32(x, mu, logvar)
     # the constant is added once per event, not per element: one full-size op fewer in the hot path
     lp = -0.5 * (logvar + (x - mu).square() * torch.exp(-logvar))
     if not event_dims:
@@ -36,6 +43,7 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, 
 
     Eq. 7 as printed omits the constant ``-J/2``; it is included here so KL(q||q) == 0.
     """
+    mu_q, logvar_q, mu_p, logvar_p = _float32(mu_q, logvar_q, mu_p, logvar_p)
     kl = 0.5 * (logvar_p - logvar_q + torch.exp(logvar_q - logvar_p)
                 + (mu_q - mu_p).pow(2) * torch.exp(-logvar_p) - 1.0)
     return _event_sum(kl, event_dims, mask)
@@ -102,7 +110,8 @@ class DiagonalGaussian:
             x = x.features
         if self.mask is None:
             return gaussian_log_prob(x, self.mu, self.logvar, self.event_dims)
-        lp = -0.5 * (self.logvar + (x - self.mu).square() * torch.exp(-self.logvar) + LOG_2PI)
+        x, mu, logvar = _float32(x, self.mu, self.logvar)
+        lp = -0.5 * (logvar + (x - mu).square() * torch.exp(-logvar) + LOG_2PI)
         return _event_sum(lp, self.event_dims, self.mask)
 
     def kl(self, other: "DiagonalGaussian") -> torch.Tensor:

@@ -6,7 +6,9 @@ reference pair's default against 10.8 ms for the per-parameter loop; oneDNN (``t
 in PyTorch) halves the step against the native convolutions; channels_last changed nothing
 measurable on CPU; ``torch.compile`` of the loss took ~2 minutes to compile and made the step
 ~15% slower, so it is opt-in. On CUDA the defaults add TF32 matmuls, channels_last, page-locked
-batches and non-blocking copies; bf16 autocast of the loss is opt-in (``train.speed.autocast``).
+batches and non-blocking copies. bf16 autocast of the loss (``train.speed.autocast``) runs on CUDA
+and on CPUs with native bf16 instructions (AVX512-BF16 or AMX, where oneDNN's bf16 convolutions and
+matmuls beat float32); elsewhere it would be emulated and slower, so it is skipped with a warning.
 None of these changes the model; each changes results at most by float rounding.
 """
 
@@ -36,8 +38,26 @@ def configure(model: ConditionalModel, device: torch.device, speed: SpeedConfig)
         torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest conv algorithm once
     if channels_last(device, speed):
         model.to(memory_format=torch.channels_last)  # only 4-d weights change; the rest is untouched
-    if speed.compile or (speed.autocast != "off" and device.type == "cuda"):
+    if speed.compile or autocast_dtype(device, speed) is not None:
         _wrap_loss(model, device, speed)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles), as oneDNN needs to make a
+    bf16 convolution faster than a float32 one."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def autocast_dtype(device: torch.device, speed: SpeedConfig) -> torch.dtype | None:
+    """The dtype the loss's forward pass autocasts to on ``device``, or None (float32 throughout)."""
+    if speed.autocast == "off":
+        return None
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return torch.bfloat16
+    log.warning("train.speed.autocast=%s: %s has no native bf16 (AVX512-BF16, AMX or CUDA), where it would be "
+                "slower than float32; training in float32", speed.autocast, device.type)
+    return None
 
 
 def _wrap_loss(model: ConditionalModel, device: torch.device, speed: SpeedConfig) -> None:
@@ -50,8 +70,9 @@ def _wrap_loss(model: ConditionalModel, device: torch.device, speed: SpeedConfig
     loss = model.training_loss
     if speed.compile:
         loss = torch.compile(loss)
-    if speed.autocast != "off" and device.type == "cuda":
-        loss = torch.autocast("cuda", dtype=torch.bfloat16)(loss)
+    dtype = autocast_dtype(device, speed)
+    if dtype is not None:
+        loss = torch.autocast(device.type, dtype=dtype)(loss)
     model.training_loss = loss  # type: ignore[method-assign]
 
 
