@@ -27,6 +27,13 @@ for a pitched run (``pair.x.vocoder=source_filter``): the posterior decode voice
 F0 and voicing (is the generated pitch the loss?), the decoder's noise on the spectrogram alone, on
 the pitch alone and on F0 and voicing apart (which costs noise 1?), and the decode's F0 error (median cents, and the share of octave errors) and voicing agreement
 against the recording's.
+
+Two references put noise 0 in context. A prior-mean decode depends on the condition only, so noise 0
+judges one utterance per (digit, speaker): the report lists the conditions it gets wrong. And it
+judges the **training recordings' average per condition** (what a decoder that rendered the
+conditional mean exactly would produce), in absolute time and with each recording first stretched
+to a common length (then back to the condition's median length): the score a mean-seeking decoder
+can reach at noise 0.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn import functional as F
+
+from cmmkit_fsdd import wav
 
 LOW_BANDS = 20  # mel bands 0-19: 0-~700 Hz, where a 100-250 Hz voice's harmonics are resolved
 
@@ -110,6 +120,15 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         out["posterior decode: F0 error in voiced frames (cents, median)"] = float(cents.median())
         out["posterior decode: voiced frames off by more than 600 cents (octave errors)"] = float((cents > 600).float().mean())
         out["posterior decode: voicing agreement"] = float(((voiced > 0.5) == (voiced_decoded > 0.5)).float().mean())
+    prior_mean = dec.generate(p.mu, 0.0)
+    audio = torch.stack([s.waveform for s in x_mod.to_user(prior_mean)])
+    judged = listener.logits((audio.clamp(-1, 1) * 32767).round() / 32768)[0].argmax(-1)
+    digit = run.y.digit_class(y)
+    speaker = run.y.speaker_class(y) if run.y.with_speaker else torch.zeros_like(digit)
+    wrong = sorted({(int(d), int(s), int(j)) for d, s, j in zip(digit, speaker, judged) if d != j})
+    out["prior mean: wrong conditions (digit, speaker -> judged)"] = ", ".join(f"{d}/{s}->{j}" for d, s, j in wrong)
+    if run.y.with_speaker:
+        out.update(condition_averages(run, listener, data, split))
     out["kl"] = float(q.kl(p).mean())
     out["q std"], out["p std"] = float(q.std.mean()), float(p.std.mean())
     out["posterior second moment / prior variance"] = float((((q.mu - p.mu) / p.std) ** 2).mean()
@@ -127,6 +146,38 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
             from_real.append((((mus - q.mu[i]) / s) ** 2).sum(1).min().sqrt())
     out["nearest train posterior mean from a prior sample"] = float(torch.stack(from_prior).mean())
     out["nearest train posterior mean from a test posterior mean"] = float(torch.stack(from_real).mean())
+    return out
+
+
+def condition_averages(run: Any, listener: Any, data: Any, split: str = "test") -> dict[str, Any]:
+    """The judge on the training recordings' average per (digit, speaker) condition, one per example
+    of ``split`` (see the module docstring): in absolute time and time-normalised."""
+    x_mod, train, part = run.x, data.splits["train"], data.splits[split]
+    x = x_mod.prepare(train.x)
+    frames = x.shape[-1]
+    nonzero = train.x.abs() > 0  # FSDD is trimmed, and fix_length pads with exact zeros
+    last = torch.where(nonzero.any(1), nonzero.shape[1] - 1 - nonzero.flip(1).int().argmax(1), 0)
+    length = (last // wav.HOP + 2).clamp(max=frames)
+    silence = x_mod.prepare(torch.zeros(1, train.x.shape[1]))[0, :, :1]
+    stretched = torch.stack([F.interpolate(x[i : i + 1, :, : length[i]], size=frames, mode="linear",
+                                           align_corners=True)[0] for i in range(len(x))])
+    key = lambda y: run.y.digit_class(y) * 1000 + run.y.speaker_class(y)  # noqa: E731
+    train_key, keys = key(train.y), key(part.y)
+    absolute, normalised = {}, {}
+    for k in keys.unique().tolist():
+        m = train_key == k
+        if not m.any():
+            continue
+        absolute[k] = x[m].mean(0)
+        n = int(length[m].float().median())
+        mean = F.interpolate(stretched[m].mean(0, keepdim=True), size=n, mode="linear", align_corners=True)[0]
+        normalised[k] = torch.cat([mean, silence.expand(-1, frames - n)], -1)
+    have = torch.tensor([k in absolute for k in keys.tolist()], dtype=torch.bool)
+    y = part.y[have]
+    out = {}
+    for name, table in (("absolute time", absolute), ("time-normalised", normalised)):
+        values = torch.stack([table[k] for k in keys[have].tolist()])
+        out[f"training recordings' average per condition, {name}"] = _judge(run, listener, values, y)
     return out
 
 

@@ -180,6 +180,14 @@ def test_tiny_pitched_cmma_trains_generates_reloads_and_diagnoses(tmp_path):
     assert 0.0 <= report["posterior decode: voicing agreement"] <= 1.0
     for part in ("F0 only", "the voicing only"):  # the pitch's noise taken apart
         assert 0.0 <= report[f"posterior mean, noise 1 on {part}"][0] <= 1.0
+    # noise 0 in context: the conditions it gets wrong, and the training average of each condition
+    digits = run.y.digit_class(data.splits["val"].y)
+    wrong = report["prior mean: wrong conditions (digit, speaker -> judged)"].split(", ")
+    assert {int(item[0]) for item in wrong} == set(digits[digits != 0].tolist())
+    assert all(item.endswith("->0") for item in wrong)
+    for name in ("absolute time", "time-normalised"):
+        assert report[f"training recordings' average per condition, {name}"][0] == pytest.approx(
+            float((digits == 0).float().mean()))
 
 
 def test_pitched_encoder_starts_as_the_spectrogram_encoder_and_reads_the_pitch_once_trained():
