@@ -25,8 +25,8 @@ a prior sample much farther away than a real recording is off the data the decod
 Also the decoder's standard deviation and the residual of its mean in speech bins (normalised units), and
 for a pitched run (``pair.x.vocoder=source_filter``): the posterior decode voiced at the recording's own
 F0 and voicing (is the generated pitch the loss?), the decoder's noise on the spectrogram alone, on
-the pitch alone and on F0 and voicing apart (which costs noise 1?), and the decode's F0 error (median cents, and the share of octave errors) and voicing agreement
-against the recording's.
+the pitch alone and on F0 and voicing apart (which costs noise 1?), and the decode's F0 error
+(median cents, and the share of octave errors) and voicing agreement against the recording's.
 
 Two references put noise 0 in context. A prior-mean decode depends on the condition only, so noise 0
 judges one utterance per (digit, speaker): the report lists the conditions it gets wrong. And it
