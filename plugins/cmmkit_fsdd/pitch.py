@@ -190,7 +190,7 @@ class PitchDensity:
         return DiagonalGaussian(self.mu, self.logvar, event_dims=1)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        bern = -F.binary_cross_entropy_with_logits(self.logits, x[:, 1], reduction="none").sum(-1)
+        bern = -F.binary_cross_entropy_with_logits(self.logits.float(), x[:, 1].float(), reduction="none").sum(-1)
         return self.log_f0.log_prob(x[:, 0]) + bern
 
     def rsample(self, noise_scale: float = 1.0) -> torch.Tensor:

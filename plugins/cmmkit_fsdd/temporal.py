@@ -75,7 +75,9 @@ class Laplace:
         return math.sqrt(2.0) * torch.exp(self.log_scale)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        lp = -(math.log(2.0) + self.log_scale) - (x - self.mu).abs() * torch.exp(-self.log_scale)
+        # float32 terms from bf16 outputs (train.speed.autocast): the sum runs over ~8,000 bins
+        mu, log_scale = self.mu.float(), self.log_scale.float()
+        lp = -(math.log(2.0) + log_scale) - (x.float() - mu).abs() * torch.exp(-log_scale)
         return lp.flatten(start_dim=lp.dim() - self.event_dims).sum(-1)
 
     def rsample(self, noise_scale: float = 1.0) -> torch.Tensor:

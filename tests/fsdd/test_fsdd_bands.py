@@ -113,3 +113,13 @@ def test_tiny_cmma_with_the_band_decoder_trains_generates_and_diagnoses(tmp_path
     assert 0.0 <= report["posterior mean, decoder mean"][0] <= 1.0
     assert report["decoder std in speech bins"] > 0  # the teacher-forced densities were read
     assert {"recording's bands 0-19, posterior decode above", "posterior decode's bands 0-19, recording above"} <= set(report)
+
+
+def test_laplace_terms_of_bf16_outputs_are_float32():
+    """Under train.speed.autocast the decoder's outputs are bf16; the bound's terms are not."""
+    torch.manual_seed(0)
+    x, mu, log_scale = torch.randn(2, 8, 30), torch.randn(2, 8, 30), torch.randn(2, 8, 30) - 2
+    half = Laplace(mu.bfloat16(), log_scale.bfloat16(), event_dims=2)
+    lp = half.log_prob(x)
+    assert lp.dtype == torch.float32
+    torch.testing.assert_close(lp, Laplace(mu.bfloat16().float(), log_scale.bfloat16().float(), 2).log_prob(x))
