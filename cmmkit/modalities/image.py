@@ -94,7 +94,9 @@ class GaussianImageDecoder(Decoder):
             # The result goes back to the default layout: random draws like randn_like(mu) follow
             # the layout, so sampled images would otherwise differ from training-mode ones.
             start = start.contiguous(memory_format=torch.channels_last)
-        out = self.deconv(start).contiguous()
+        # float32 from here on: under train.speed.autocast the convolutions' outputs are bf16, and the
+        # sigmoid and softplus of bf16 logits would quantise mu and the log-variance more again
+        out = self.deconv(start).contiguous().float()
         mu = torch.sigmoid(out[:, : self.channels])
         floor = self.opts.logvar_floor
         if self.opts.learn_variance:
