@@ -85,9 +85,10 @@ class SpeedConfig(_Strict):
                           "cost 2 min to compile and made the reference pair's step 15% slower)")
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="channels_last weights and images (auto: on CUDA only; no gain measured on CPU)")
-    autocast: Literal["off", "bf16"] = Field(
-        "off", description="bf16 mixed precision of the loss's forward pass, on CUDA and on CPUs with native "
-        "bf16 (AVX512-BF16, AMX); elsewhere float32 with a warning")
+    autocast: Literal["off", "bf16", "auto"] = Field(
+        "off", description="bf16 mixed precision of the loss's forward pass where the hardware computes bf16 "
+        "natively (CPUs with AVX512-BF16 or AMX, CUDA devices with bf16); bf16 warns elsewhere and auto stays "
+        "in float32 silently")
     tf32: bool = Field(True, description="TF32 matmuls and convolutions on CUDA (Ampere and newer)")
     pin_memory: bool = Field(True, description="page-locked batches copied with non_blocking=True on CUDA")
 

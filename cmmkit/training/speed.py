@@ -50,13 +50,20 @@ def cpu_has_native_bf16() -> bool:
 
 
 def autocast_dtype(device: torch.device, speed: SpeedConfig) -> torch.dtype | None:
-    """The dtype the loss's forward pass autocasts to on ``device``, or None (float32 throughout)."""
+    """The dtype the loss's forward pass autocasts to on ``device``, or None (float32 throughout).
+    ``bf16`` asks for it and warns where the hardware would emulate it; ``auto`` takes it where the
+    hardware computes bf16 natively and stays in float32 silently elsewhere."""
     if speed.autocast == "off":
         return None
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+    if device.type == "cuda":
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        native = device.type == "cpu" and cpu_has_native_bf16()
+    if native:
         return torch.bfloat16
-    log.warning("train.speed.autocast=%s: %s has no native bf16 (AVX512-BF16, AMX or CUDA), where it would be "
-                "slower than float32; training in float32", speed.autocast, device.type)
+    if speed.autocast == "bf16":
+        log.warning("train.speed.autocast=bf16: this %s has no native bf16 (AVX512-BF16, AMX or a CUDA device "
+                    "that computes bf16), where it would be slower than float32; training in float32", device.type)
     return None
 
 

@@ -158,14 +158,17 @@ def test_the_trainer_applies_train_speed(synthetic_pair, tmp_path):
     assert images == len(data.splits["train"]) and all(torch.isfinite(torch.tensor(v)) for v in logs.values())
 
 
-@pytest.mark.parametrize(("device", "native", "expected"), [
-    ("cpu", True, torch.bfloat16), ("cpu", False, None), ("cuda", False, torch.bfloat16)])
-def test_bf16_autocast_only_where_the_hardware_computes_bf16(monkeypatch, caplog, device, native, expected):
+@pytest.mark.parametrize("mode", ["bf16", "auto"])
+@pytest.mark.parametrize(("device", "native"), [("cpu", True), ("cpu", False), ("cuda", True), ("cuda", False)])
+def test_bf16_autocast_only_where_the_hardware_computes_bf16(monkeypatch, caplog, device, native, mode):
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: native)
-    assert speed.autocast_dtype(torch.device(device), SpeedConfig(autocast="bf16")) is expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native)
+    expected = torch.bfloat16 if native else None
+    assert speed.autocast_dtype(torch.device(device), SpeedConfig(autocast=mode)) is expected
     assert speed.autocast_dtype(torch.device(device), SpeedConfig()) is None  # off by default
-    if expected is None:
-        assert "no native bf16" in caplog.text
+    # asked for explicitly where it would be emulated: a warning; auto: float32 without one
+    assert ("no native bf16" in caplog.text) == (mode == "bf16" and not native)
 
 
 def test_bf16_autocast_of_the_loss_on_cpu_trains_in_float32_terms(synthetic_pair, monkeypatch):
