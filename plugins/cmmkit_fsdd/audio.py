@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from cmmkit.api import (
@@ -35,7 +35,7 @@ from cmmkit.api import (
     Modality,
     ModalityOptions,
 )
-from cmmkit_fsdd import wav
+from cmmkit_fsdd import timing, wav
 from cmmkit_fsdd.pitch import (
     F0_MAX,
     F0_MIN,
@@ -101,6 +101,16 @@ class LogMelOptions(ModalityOptions):
                                 "and of the pitch decoder")
     pitch_logvar_floor: float = Field(-6.0, description="source_filter: lower bound of the log-variance of the "
                                       "standardised log-F0 per frame")
+    time_normalise: bool = Field(False, description="source_filter: x is each utterance's speech frames stretched "
+                                 "to the full frame count, plus a row with its length, which the decoder generates "
+                                 "and the vocoder stretches back to (cmmkit_fsdd.timing): the segments of a word "
+                                 "line up across speaking rates")
+
+    @model_validator(mode="after")
+    def _time_normalise_needs_the_pitch(self) -> LogMelOptions:
+        if self.time_normalise and self.vocoder != "source_filter":
+            raise ValueError("time_normalise needs vocoder=source_filter (the length row sits beside the pitch rows)")
+        return self
 
 
 @dataclass(eq=False)
@@ -149,9 +159,42 @@ class LogMelModality(Modality):
         return int(self.info["mels"])
 
     @property
+    def time_normalised(self) -> bool:
+        """True when x is time-normalised with a length row (``time_normalise``)."""
+        return self.options.time_normalise
+
+    @property
     def shape(self) -> tuple[int, int]:
-        """(rows, frames) of a prepared example: the mel bands, plus log-F0 and voicing when pitched."""
-        return self.mels + (PITCH_ROWS if self.pitched else 0), int(self.info["frames"])
+        """(rows, frames) of a prepared example: the mel bands, plus log-F0 and voicing when pitched,
+        plus the length row when time-normalised."""
+        rows = self.mels + (PITCH_ROWS if self.pitched else 0) + (1 if self.time_normalised else 0)
+        return rows, int(self.info["frames"])
+
+    def _length_stats(self) -> tuple[float, float]:
+        if "log_frames_mean" not in self.info:
+            raise ConfigError("log_mel: time_normalise needs the training length statistics in the modality's "
+                              "info (log_frames_mean, log_frames_std); this run was made before they existed")
+        return float(self.info["log_frames_mean"]), float(self.info["log_frames_std"])
+
+    def _time_normalise(self, x: torch.Tensor, waveforms: torch.Tensor) -> torch.Tensor:
+        """Absolute-time prepared rows (B, mels + 2, frames) of ``waveforms`` -> time-normalised, with
+        the length row appended (:mod:`cmmkit_fsdd.timing`)."""
+        mean, std = self._length_stats()
+        lengths = timing.speech_frames(waveforms, x.shape[-1]).to(x.device)
+        stretched = timing.to_common_length(x, lengths, nearest_rows=(self.mels + 1,))
+        row = ((torch.log(lengths.float()) - mean) / std).view(-1, 1, 1).expand(-1, 1, x.shape[-1])
+        return torch.cat([stretched, row.to(x.dtype)], dim=1)
+
+    def absolute_time(self, x: torch.Tensor) -> torch.Tensor:
+        """Prepared values as the vocoder reads them: time-normalised ones stretched back to their length
+        row's length and padded with silence (the length row dropped); others as they are."""
+        if not self.time_normalised:
+            return x
+        mean, std = self._length_stats()
+        rows, frames = self.mels + PITCH_ROWS, x.shape[-1]
+        silence = self.prepare_absolute(torch.zeros(1, int(self.info["num_samples"]))).to(x.device)[0, :, -1]
+        lengths = timing.lengths_of(x[:, rows], mean, std, frames)
+        return timing.to_lengths(x[:, :rows].float(), lengths, silence, nearest_rows=(self.mels + 1,))
 
     def _pitch_stats(self) -> tuple[float, float]:
         if "log_f0_mean" not in self.info:
@@ -184,13 +227,19 @@ class LogMelModality(Modality):
         the waveforms' pitch rows follow the mel rows; raw values must then be waveforms (a
         spectrogram has lost the pitch the rows need)."""
         if value.dim() == 2:
-            mel = self.analysis(value)
-            mel = (mel.float() - self._mean.to(value.device)) / self._std.to(value.device)
-            return torch.cat([mel, self.pitch_rows(value)], dim=1) if self.pitched else mel
+            x = self.prepare_absolute(value)
+            return self._time_normalise(x, value) if self.time_normalised else x
         if self.pitched:
             raise DataError(f"log_mel with vocoder=source_filter reads waveforms (B, samples); got a "
                             f"{tuple(value.shape)} tensor (a spectrogram has no pitch track)")
         return (value.float() - self._mean.to(value.device)) / self._std.to(value.device)
+
+    def prepare_absolute(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Waveforms (B, samples) -> standardised log-mel rows (plus the pitch rows when pitched), in
+        absolute time whatever ``time_normalise`` says."""
+        mel = self.analysis(waveforms)
+        mel = (mel.float() - self._mean.to(waveforms.device)) / self._std.to(waveforms.device)
+        return torch.cat([mel, self.pitch_rows(waveforms)], dim=1) if self.pitched else mel
 
     def unnormalise(self, x: torch.Tensor) -> torch.Tensor:
         """Prepared values back to natural-log mel power (the mel rows only, when pitched)."""
@@ -212,7 +261,8 @@ class LogMelModality(Modality):
         else:
             net = SpectrogramEncoder(self._mels(), self.options.base_channels, self.options.layers, out_features)
         if self.pitched:
-            return SourceFilterEncoder(net, self.mels, out_features, self.options.pitch_channels)
+            return SourceFilterEncoder(net, self.mels, out_features, self.options.pitch_channels,
+                                       rows=self.shape[0] - self.mels)
         return net
 
     def decoder(self, in_features: int) -> Decoder:
@@ -220,7 +270,8 @@ class LogMelModality(Modality):
         if not self.pitched:
             return spectrogram
         return SourceFilterDecoder(spectrogram, in_features, self.mels, int(self.info["frames"]),
-                                   self.options.pitch_channels, self.options.pitch_logvar_floor)
+                                   self.options.pitch_channels, self.options.pitch_logvar_floor,
+                                   duration=self.time_normalised)
 
     def _spectrogram_decoder(self, in_features: int) -> Decoder:
         o = self.options
@@ -270,6 +321,7 @@ class LogMelModality(Modality):
 
     def to_user(self, value: torch.Tensor) -> list[Speech]:
         """Prepared spectrograms -> :class:`Speech` (Griffin-Lim waveform + the log-mel spectrogram)."""
+        value = self.absolute_time(value)
         log_mel = self.unnormalise(value).cpu()
         rate = int(self.info["sample_rate"])
         if self.pitched:
@@ -311,7 +363,7 @@ class LogMelModality(Modality):
         generated row is the analysis of the vocoded audio (the harmonics are drawn by the vocoder at
         the generated F0, so the decoder's envelope alone would not show what a listener hears)."""
         k = min(8, len(real))
-        generated = generated[:k].detach()
+        generated, real = generated[:k].detach(), self.absolute_time(real[:k].detach())
         if self.pitched:
             heard = self.analysis(torch.stack([s.waveform for s in self.to_user(generated)]))
             row, label = [heard[i] for i in range(k)], "generated (vocoded)"

@@ -46,6 +46,7 @@ import torch
 from torch.nn import functional as F
 
 from cmmkit_fsdd import wav
+from cmmkit_fsdd.pitch import synthesise
 
 LOW_BANDS = 20  # mel bands 0-19: 0-~700 Hz, where a 100-250 Hz voice's harmonics are resolved
 
@@ -109,10 +110,11 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         out["posterior mean, noise 1 on F0 and voicing only"] = _judge(
             run, listener, torch.cat([recon[:, :mels], pitch.rsample(1.0)], 1), y)
         p_voiced = torch.sigmoid(pitch.logits)
-        out["posterior mean, noise 1 on F0 only"] = _judge(
-            run, listener, torch.cat([recon[:, :mels], torch.stack([pitch.log_f0.rsample(1.0), p_voiced], 1)], 1), y)
-        out["posterior mean, noise 1 on the voicing only"] = _judge(
-            run, listener, torch.cat([recon[:, :mels], torch.stack([pitch.mu, torch.bernoulli(p_voiced)], 1)], 1), y)
+        length = recon[:, mels + 2 :]  # the length row of time-normalised speech (else empty)
+        out["posterior mean, noise 1 on F0 only"] = _judge(run, listener, torch.cat(
+            [recon[:, :mels], torch.stack([pitch.log_f0.rsample(1.0), p_voiced], 1), length], 1), y)
+        out["posterior mean, noise 1 on the voicing only"] = _judge(run, listener, torch.cat(
+            [recon[:, :mels], torch.stack([pitch.mu, torch.bernoulli(p_voiced)], 1), length], 1), y)
         f0, voiced = x_mod.pitch_of(x)
         f0_decoded, voiced_decoded = x_mod.pitch_of(recon)
         both = (voiced > 0.5) & (voiced_decoded > 0.5)
@@ -153,12 +155,12 @@ def condition_averages(run: Any, listener: Any, data: Any, split: str = "test") 
     """The judge on the training recordings' average per (digit, speaker) condition, one per example
     of ``split`` (see the module docstring): in absolute time and time-normalised."""
     x_mod, train, part = run.x, data.splits["train"], data.splits[split]
-    x = x_mod.prepare(train.x)
+    x = x_mod.prepare_absolute(train.x)  # absolute time, whatever the run's time_normalise
     frames = x.shape[-1]
     nonzero = train.x.abs() > 0  # FSDD is trimmed, and fix_length pads with exact zeros
     last = torch.where(nonzero.any(1), nonzero.shape[1] - 1 - nonzero.flip(1).int().argmax(1), 0)
     length = (last // wav.HOP + 2).clamp(max=frames)
-    silence = x_mod.prepare(torch.zeros(1, train.x.shape[1]))[0, :, :1]
+    silence = x_mod.prepare_absolute(torch.zeros(1, train.x.shape[1]))[0, :, :1]
     stretched = torch.stack([F.interpolate(x[i : i + 1, :, : length[i]], size=frames, mode="linear",
                                            align_corners=True)[0] for i in range(len(x))])
     key = lambda y: run.y.digit_class(y) * 1000 + run.y.speaker_class(y)  # noqa: E731
@@ -177,7 +179,12 @@ def condition_averages(run: Any, listener: Any, data: Any, split: str = "test") 
     out = {}
     for name, table in (("absolute time", absolute), ("time-normalised", normalised)):
         values = torch.stack([table[k] for k in keys[have].tolist()])
-        out[f"training recordings' average per condition, {name}"] = _judge(run, listener, values, y)
+        if x_mod.pitched:  # vocoded directly: to_user would read a time-normalised run's values as such
+            f0, voiced = x_mod.pitch_of(values)
+            audio = synthesise(x_mod.unnormalise(values), f0, voiced, x_mod.analysis)
+            out[f"training recordings' average per condition, {name}"] = judge_audio(run, listener, audio, y)
+        else:
+            out[f"training recordings' average per condition, {name}"] = _judge(run, listener, values, y)
     return out
 
 

@@ -20,6 +20,7 @@ from cmmkit_fsdd import wav
 from cmmkit_fsdd.audio import LogMelOptions
 from cmmkit_fsdd.data import DATASET, NAME, RELEASE, find_source, missing_message, split_of
 from cmmkit_fsdd.pitch import pitch_statistics
+from cmmkit_fsdd.timing import duration_statistics
 from cmmkit_fsdd.words import DIGITS, DigitTextOptions, digit_text_info, vocabulary
 
 
@@ -163,6 +164,8 @@ class FSDDDigitsSpeech(Pair):
                   "mean": train.mean(dim=(0, 2)).tolist(), "std": train.std(dim=(0, 2)).clamp(min=1e-3).tolist()}
         if config.x.vocoder == "source_filter":  # tracking every training recording's pitch takes seconds
             info_x |= pitch_statistics(rec.waveforms[torch.tensor(parts["train"])])
+        if config.x.time_normalise:
+            info_x |= duration_statistics(rec.waveforms[torch.tensor(parts["train"])])
         notes = [f"{len(idx)} {name} recordings" for name, idx in parts.items()]
         notes = [f"read {len(rec.names)} recordings from {source.describe()}: " + ", ".join(notes)]
         if rec.trimmed:

@@ -42,7 +42,8 @@ from cmmkit_fsdd.spectrogram import act as _act
 
 F0_MIN, F0_MAX = 60.0, 400.0
 HARMONICS = 40
-#: rows of x after the mel bands: standardised log-F0, voicing
+#: rows of x after the mel bands: standardised log-F0, voicing (and with time_normalise a third, the
+#: standardised log speech length, constant along the row: cmmkit_fsdd.timing)
 PITCH_ROWS = 2
 
 
@@ -163,10 +164,11 @@ class SourceFilterEncoder(nn.Module):
     so training starts from the spectrogram encoder alone (a first version mixed both through one
     more dense layer and trained 1,000-2,000 nats behind the plain modality at every epoch)."""
 
-    def __init__(self, spectrogram: nn.Module, mels: int, out_features: int, channels: int) -> None:
+    def __init__(self, spectrogram: nn.Module, mels: int, out_features: int, channels: int,
+                 rows: int = PITCH_ROWS) -> None:
         super().__init__()
         self.spectrogram, self.mels = spectrogram, mels
-        self.pitch = nn.Sequential(*_conv_stack(PITCH_ROWS, channels), nn.Flatten(),
+        self.pitch = nn.Sequential(*_conv_stack(rows, channels), nn.Flatten(),
                                    nn.Linear(channels * _PADDED // 8, out_features))
         nn.init.zeros_(self.pitch[-1].weight)
         nn.init.zeros_(self.pitch[-1].bias)
@@ -179,11 +181,15 @@ class SourceFilterEncoder(nn.Module):
 @dataclass(eq=False)
 class PitchDensity:
     """A Gaussian over each frame's standardised log-F0 (``mu``, ``logvar``) and a Bernoulli over its
-    voicing (``logits``), all (B, frames); x is (B, 2, frames). ``log_prob`` is per example."""
+    voicing (``logits``), all (B, frames); x is (B, 2, frames). With ``duration`` (a Gaussian over
+    (B, 1), time-normalised speech) x has a third row, the standardised log speech length repeated
+    along it: its density is that of the length, read from the first column (the rest of the row
+    is a copy, a deterministic function of it). ``log_prob`` is per example."""
 
     mu: torch.Tensor
     logvar: torch.Tensor
     logits: torch.Tensor
+    duration: DiagonalGaussian | None = None
 
     @property
     def log_f0(self) -> DiagonalGaussian:
@@ -191,7 +197,8 @@ class PitchDensity:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         bern = -F.binary_cross_entropy_with_logits(self.logits.float(), x[:, 1].float(), reduction="none").sum(-1)
-        return self.log_f0.log_prob(x[:, 0]) + bern
+        lp = self.log_f0.log_prob(x[:, 0]) + bern
+        return lp if self.duration is None else lp + self.duration.log_prob(x[:, 2, :1])
 
     def rsample(self, noise_scale: float = 1.0) -> torch.Tensor:
         """(B, 2, frames). Noise 0: the F0 mean and the voicing probability (the vocoder cross-fades
@@ -199,7 +206,10 @@ class PitchDensity:
         Bernoulli draw of the voicing."""
         p = torch.sigmoid(self.logits)
         log_f0 = self.log_f0.rsample(noise_scale)  # drawn before the voicing
-        return torch.stack([log_f0, p if noise_scale == 0.0 else torch.bernoulli(p.detach())], dim=1)
+        rows = [log_f0, p if noise_scale == 0.0 else torch.bernoulli(p.detach())]
+        if self.duration is not None:  # drawn last: the stream of the rows above is unchanged
+            rows.append(self.duration.rsample(noise_scale).expand_as(log_f0))
+        return torch.stack(rows, dim=1)
 
 
 class PitchHead(nn.Module):
@@ -207,7 +217,8 @@ class PitchHead(nn.Module):
     three stride-2 1-D transposed convolutions to 128 frames, a 3-tap conv to (mean, log-variance,
     voicing logit) per frame."""
 
-    def __init__(self, in_features: int, frames: int, channels: int, logvar_floor: float) -> None:
+    def __init__(self, in_features: int, frames: int, channels: int, logvar_floor: float,
+                 duration: bool = False) -> None:
         super().__init__()
         self.frames, self.channels, self.floor = frames, channels, logvar_floor
         self.fc = nn.Sequential(nn.Linear(in_features, channels * _PADDED // 8), _act())
@@ -215,10 +226,17 @@ class PitchHead(nn.Module):
         for _ in range(3):
             mods += [nn.ConvTranspose1d(channels, channels, 4, 2, 1), _act()]
         self.up = nn.Sequential(*mods, nn.Conv1d(channels, 3, 3, 1, 1))
+        #: time-normalised speech: (mean, log-variance) of the standardised log length from the same features
+        self.duration = nn.Linear(channels * _PADDED // 8, 2) if duration else None
 
     def forward(self, h: torch.Tensor) -> PitchDensity:
-        out = self.up(self.fc(h).view(len(h), self.channels, _PADDED // 8))[..., : self.frames]
-        return PitchDensity(out[:, 0], bounded_logvar(out[:, 1], self.floor, None), out[:, 2])
+        features = self.fc(h)
+        out = self.up(features.view(len(h), self.channels, _PADDED // 8))[..., : self.frames]
+        duration = None
+        if self.duration is not None:
+            d = self.duration(features)
+            duration = DiagonalGaussian(d[:, :1], bounded_logvar(d[:, 1:], self.floor, None), event_dims=1)
+        return PitchDensity(out[:, 0], bounded_logvar(out[:, 1], self.floor, None), out[:, 2], duration)
 
 
 @dataclass(eq=False)
@@ -247,10 +265,10 @@ class SourceFilterDecoder(Decoder):
     spectrogram decoder's own (teacher forcing and step-by-step generation for autoregressive ones)."""
 
     def __init__(self, spectrogram: Decoder, in_features: int, mels: int, frames: int, channels: int,
-                 logvar_floor: float) -> None:
+                 logvar_floor: float, duration: bool = False) -> None:
         super().__init__()
         self.spectrogram, self.mels = spectrogram, mels
-        self.pitch = PitchHead(in_features, frames, channels, logvar_floor)
+        self.pitch = PitchHead(in_features, frames, channels, logvar_floor, duration)
 
     def forward(self, h: torch.Tensor) -> SourceFilterDensity:
         return SourceFilterDensity(self.spectrogram(h), self.pitch(h), self.mels)
