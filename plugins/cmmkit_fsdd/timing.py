@@ -69,7 +69,7 @@ def to_lengths(x: torch.Tensor, lengths: torch.Tensor, silence: torch.Tensor,
                nearest_rows: tuple[int, ...] = ()) -> torch.Tensor:
     """The inverse of :func:`to_common_length`: (B, rows, frames) stretched back to ``lengths[i]``
     frames each, then padded with the ``silence`` column (rows,) to the full frame count."""
-    frames, out = x.shape[-1], silence.view(1, -1, 1).expand_as(x).clone()
+    out = silence.view(1, -1, 1).expand_as(x).clone()
     linear = [r for r in range(x.shape[1]) if r not in nearest_rows]
     for i, n in enumerate(lengths.tolist()):
         out[i, linear, :n] = _resample(x[i, linear], n, "linear")
