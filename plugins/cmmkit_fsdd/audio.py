@@ -101,6 +101,10 @@ class LogMelOptions(ModalityOptions):
                                 "and of the pitch decoder")
     pitch_logvar_floor: float = Field(-6.0, description="source_filter: lower bound of the log-variance of the "
                                       "standardised log-F0 per frame")
+    pitch_likelihood: Literal["gaussian", "laplace"] = Field(
+        "gaussian", description="source_filter: the density of each frame's standardised log-F0 (laplace: a "
+        "bounded gradient in the mean where the tracker jumps an octave, which a Gaussian's quadratic turns "
+        "into loss spikes)")
     time_normalise: bool = Field(False, description="source_filter: x is each utterance's speech frames stretched "
                                  "to the full frame count, plus a row with its length, which the decoder generates "
                                  "and the vocoder stretches back to (cmmkit_fsdd.timing): the segments of a word "
@@ -271,7 +275,7 @@ class LogMelModality(Modality):
             return spectrogram
         return SourceFilterDecoder(spectrogram, in_features, self.mels, int(self.info["frames"]),
                                    self.options.pitch_channels, self.options.pitch_logvar_floor,
-                                   duration=self.time_normalised)
+                                   duration=self.time_normalised, likelihood=self.options.pitch_likelihood)
 
     def _spectrogram_decoder(self, in_features: int) -> Decoder:
         o = self.options

@@ -39,6 +39,7 @@ from cmmkit_fsdd import wav
 from cmmkit_fsdd.frames import bounded_logvar
 from cmmkit_fsdd.spectrogram import PADDED as _PADDED
 from cmmkit_fsdd.spectrogram import act as _act
+from cmmkit_fsdd.temporal import Laplace, per_bin_density
 
 F0_MIN, F0_MAX = 60.0, 400.0
 HARMONICS = 40
@@ -190,10 +191,13 @@ class PitchDensity:
     logvar: torch.Tensor
     logits: torch.Tensor
     duration: DiagonalGaussian | None = None
+    #: the log-F0 density per frame: "gaussian", or "laplace" (same variance, exp(logvar) = 2 b^2),
+    #: whose gradient in the mean stays bounded where the tracker jumps an octave
+    likelihood: str = "gaussian"
 
     @property
-    def log_f0(self) -> DiagonalGaussian:
-        return DiagonalGaussian(self.mu, self.logvar, event_dims=1)
+    def log_f0(self) -> DiagonalGaussian | Laplace:
+        return per_bin_density(self.mu, self.logvar, self.likelihood, event_dims=1)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         bern = -F.binary_cross_entropy_with_logits(self.logits.float(), x[:, 1].float(), reduction="none").sum(-1)
@@ -218,9 +222,9 @@ class PitchHead(nn.Module):
     voicing logit) per frame."""
 
     def __init__(self, in_features: int, frames: int, channels: int, logvar_floor: float,
-                 duration: bool = False) -> None:
+                 duration: bool = False, likelihood: str = "gaussian") -> None:
         super().__init__()
-        self.frames, self.channels, self.floor = frames, channels, logvar_floor
+        self.frames, self.channels, self.floor, self.likelihood = frames, channels, logvar_floor, likelihood
         self.fc = nn.Sequential(nn.Linear(in_features, channels * _PADDED // 8), _act())
         mods: list[nn.Module] = []
         for _ in range(3):
@@ -236,7 +240,8 @@ class PitchHead(nn.Module):
         if self.duration is not None:
             d = self.duration(features)
             duration = DiagonalGaussian(d[:, :1], bounded_logvar(d[:, 1:], self.floor, None), event_dims=1)
-        return PitchDensity(out[:, 0], bounded_logvar(out[:, 1], self.floor, None), out[:, 2], duration)
+        return PitchDensity(out[:, 0], bounded_logvar(out[:, 1], self.floor, None), out[:, 2], duration,
+                            self.likelihood)
 
 
 @dataclass(eq=False)
@@ -265,10 +270,10 @@ class SourceFilterDecoder(Decoder):
     spectrogram decoder's own (teacher forcing and step-by-step generation for autoregressive ones)."""
 
     def __init__(self, spectrogram: Decoder, in_features: int, mels: int, frames: int, channels: int,
-                 logvar_floor: float, duration: bool = False) -> None:
+                 logvar_floor: float, duration: bool = False, likelihood: str = "gaussian") -> None:
         super().__init__()
         self.spectrogram, self.mels = spectrogram, mels
-        self.pitch = PitchHead(in_features, frames, channels, logvar_floor, duration)
+        self.pitch = PitchHead(in_features, frames, channels, logvar_floor, duration, likelihood)
 
     def forward(self, h: torch.Tensor) -> SourceFilterDensity:
         return SourceFilterDensity(self.spectrogram(h), self.pitch(h), self.mels)

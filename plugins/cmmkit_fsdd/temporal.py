@@ -89,12 +89,14 @@ class Laplace:
         return self.mu + noise_scale * torch.exp(self.log_scale) * eps
 
 
-def per_bin_density(mu: torch.Tensor, logvar: torch.Tensor, likelihood: str) -> DiagonalGaussian | Laplace:
-    """The factorised density over (B, mels, frames) bins every log-mel decoder returns: a Gaussian
-    with log-variance ``logvar``, or (``likelihood="laplace"``) a Laplace with that variance, 2 b^2."""
+def per_bin_density(mu: torch.Tensor, logvar: torch.Tensor, likelihood: str,
+                    event_dims: int = 2) -> DiagonalGaussian | Laplace:
+    """The factorised density over (B, mels, frames) bins every log-mel decoder returns (or over the
+    last ``event_dims`` dimensions): a Gaussian with log-variance ``logvar``, or
+    (``likelihood="laplace"``) a Laplace with that variance, 2 b^2."""
     if likelihood == "laplace":
-        return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=2)
-    return DiagonalGaussian(mu, logvar, event_dims=2)
+        return Laplace(mu, 0.5 * (logvar - math.log(2.0)), event_dims=event_dims)
+    return DiagonalGaussian(mu, logvar, event_dims=event_dims)
 
 
 class TemporalEncoder(nn.Module):
