@@ -114,3 +114,24 @@ def test_diagnose_reads_a_time_normalised_run(tmp_path):
     share = float((run.y.digit_class(data.splits["val"].y) == 0).float().mean())
     assert report["posterior mean, noise 1 on F0 only"][0] == pytest.approx(share)
     assert report["training recordings' average per condition, time-normalised"][0] == pytest.approx(share)
+
+
+def test_laplace_log_f0_has_the_asked_variance_and_a_bounded_pull_on_the_mean():
+    """pair.x.pitch_likelihood=laplace: the same variance as the Gaussian, exp(logvar) = 2 b^2, and an
+    octave jump pulls the mean with gradient at most 1/b per frame instead of growing with the jump."""
+    from cmmkit_fsdd.temporal import Laplace
+
+    b, frames = 2, 12
+    mu = torch.zeros(b, frames, requires_grad=True)
+    logvar = torch.full((b, frames), -3.0)
+    x = torch.zeros(b, 2, frames)
+    x[:, 0, 5] = 2.4  # the tracker's octave jump, in standardised log-F0 (log 2 / 0.29)
+    grads = {}
+    for kind in ("gaussian", "laplace"):
+        dist = PitchDensity(mu, logvar, torch.zeros(b, frames), likelihood=kind)
+        assert isinstance(dist.log_f0, Laplace if kind == "laplace" else DiagonalGaussian)
+        torch.testing.assert_close(dist.log_f0.std, torch.exp(0.5 * logvar))
+        (g,) = torch.autograd.grad(dist.log_prob(x).sum(), mu)
+        grads[kind] = g[0, 5].abs().item()
+    assert grads["laplace"] == pytest.approx(1 / math.sqrt(math.exp(-3.0) / 2), rel=1e-5)
+    assert grads["gaussian"] == pytest.approx(2.4 / math.exp(-3.0), rel=1e-5) and grads["gaussian"] > 3 * grads["laplace"]
