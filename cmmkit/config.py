@@ -116,6 +116,8 @@ class TrainConfig(_Strict):
     decay_fraction: float = Field(1.0, gt=0, le=1, description="linear and cosine schedules: decay over this last "
                                   "fraction of training only, at the full rate before (warmup-stable-decay); 1: "
                                   "over the whole run")
+    grad_clip_norm: float | None = Field(None, gt=0, description="clip each optimizer's gradients to this total "
+                                         "L2 norm before it steps (torch.nn.utils.clip_grad_norm_); None: no clipping")
     checkpoint_every_minutes: float = Field(
         5.0, ge=0, description="also checkpoint mid-epoch after this many minutes of training (0: only at epoch "
                                "ends); a SIGKILL loses at most this much work")

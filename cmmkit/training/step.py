@@ -12,6 +12,7 @@ trainer must do around every update, so no model needs to know about it:
   all-reduces the gradients bucket by bucket while it runs; any other backward (a GAN's own losses)
   is averaged in one ``all_reduce`` when the optimizer steps
   (:meth:`cmmkit.training.distributed.Dist.average_gradients_`);
+- ``train.grad_clip_norm``: clip the (averaged) gradients to that total norm;
 - the fault-injection point ``step`` (backward done, update not yet applied) of the crash tests.
 
 Learning-rate schedules, the non-finite guard and checkpoints stay with the trainer, outside the
@@ -32,8 +33,9 @@ class StepOptimizer:
     """A torch optimizer as a model's ``train_step`` uses it: ``zero_grad()``, then the model's own
     ``loss.backward()``, then ``step()``."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, dist: Dist, synced: _Synced | None = None) -> None:
-        self.optimizer, self.dist = optimizer, dist
+    def __init__(self, optimizer: torch.optim.Optimizer, dist: Dist, synced: _Synced | None = None,
+                 clip_norm: float | None = None) -> None:
+        self.optimizer, self.dist, self.clip_norm = optimizer, dist, clip_norm
         self.synced = synced or _Synced()
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
 
@@ -45,6 +47,8 @@ class StepOptimizer:
         loss came from :meth:`StepOptimizers.training_loss`, else here in one ``all_reduce``)."""
         if not self.synced.take():
             self.dist.average_gradients_(self.params)
+        if self.clip_norm is not None:  # after averaging: every rank clips the same gradients alike
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         faults.point("step")
         self.optimizer.step()
 
@@ -74,9 +78,10 @@ class StepOptimizers(Mapping[str, StepOptimizer]):
     wrapped in ``DistributedDataParallel`` (:func:`cmmkit.training.distributed.data_parallel_loss`)."""
 
     def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer], dist: Dist,
-                 kind: type[StepOptimizer] = StepOptimizer, ddp: torch.nn.Module | None = None) -> None:
+                 kind: type[StepOptimizer] = StepOptimizer, ddp: torch.nn.Module | None = None,
+                 clip_norm: float | None = None) -> None:
         self._synced = _Synced()
-        self._items = {name: kind(opt, dist, self._synced) for name, opt in optimizers.items()}
+        self._items = {name: kind(opt, dist, self._synced, clip_norm) for name, opt in optimizers.items()}
         self._ddp = ddp
 
     def training_loss(self, model: torch.nn.Module, batch: Mapping[str, object]) -> tuple[torch.Tensor, dict]:

@@ -75,7 +75,8 @@ class Trainer:
         self.optimizers = make_optimizers(model, self.tc)
         self.dist.broadcast_module_(model)  # under torchrun: rank 0's weights everywhere
         ddp = data_parallel_loss(model, self.device) if self.dist.active else None
-        self.step_optimizers = StepOptimizers(self.optimizers, self.dist, ddp=ddp)  # gradients averaged over ranks
+        self.step_optimizers = StepOptimizers(self.optimizers, self.dist, ddp=ddp,
+                                              clip_norm=config.train.grad_clip_norm)  # gradients averaged over ranks
         self.progress = progress and self.dist.is_main
         self.meta = meta or {}
         self.epoch = 0  # completed epochs

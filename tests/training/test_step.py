@@ -213,3 +213,24 @@ def test_the_default_step_runs_in_ddp_and_a_models_own_loss_is_averaged_at_step(
         assert after_ddp == pytest.approx([1.0, 0.8])
         assert calls == [2]  # DDP's step skipped the manual average; the model's own loss used it once
     assert results[0][1] == pytest.approx(results[1][1])  # still in sync after the manual average
+
+
+def test_grad_clip_norm_clips_each_optimizers_gradients_before_it_steps():
+    from cmmkit.training.distributed import Dist
+    from cmmkit.training.step import StepOptimizers
+
+    w = torch.nn.Parameter(torch.zeros(4))
+    for clip, expected in ((None, 40.0), (2.0, 2.0)):
+        w.data.zero_()
+        opts = StepOptimizers({"main": torch.optim.SGD([w], lr=1.0)}, Dist(), clip_norm=clip)
+        opts["main"].minimize((w * torch.tensor([20.0, 20.0, 20.0, 20.0])).sum())  # gradient norm 40
+        assert float(w.detach().norm()) == pytest.approx(expected)  # SGD with lr 1 moves by the gradient
+
+
+def test_grad_clip_norm_is_validated():
+    from cmmkit.config import build_config
+    from cmmkit.errors import ConfigError
+
+    assert build_config("lfw_faces_attrs", sets=["train.grad_clip_norm=100"]).train.grad_clip_norm == 100
+    with pytest.raises(ConfigError, match="grad_clip_norm"):
+        build_config("lfw_faces_attrs", sets=["train.grad_clip_norm=0"])
