@@ -128,7 +128,13 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
     digit = run.y.digit_class(y)
     speaker = run.y.speaker_class(y) if run.y.with_speaker else torch.zeros_like(digit)
     wrong = sorted({(int(d), int(s), int(j)) for d, s, j in zip(digit, speaker, judged) if d != j})
-    out["prior mean: wrong conditions (digit, speaker -> judged)"] = ", ".join(f"{d}/{s}->{j}" for d, s, j in wrong)
+    digits, speakers = run.y.info.get("digits", []), run.y.info.get("speakers", [])
+
+    def name(names: list[str], i: int) -> str:
+        return names[i] if i < len(names) else str(i)
+
+    out["prior mean: wrong conditions (digit, speaker -> judged)"] = ", ".join(
+        f"{name(digits, d)}/{name(speakers, s) if run.y.with_speaker else '-'}->{name(digits, j)}" for d, s, j in wrong)
     if run.y.with_speaker:
         out.update(condition_averages(run, listener, data, split))
     out["kl"] = float(q.kl(p).mean())

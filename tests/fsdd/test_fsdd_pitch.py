@@ -183,8 +183,9 @@ def test_tiny_pitched_cmma_trains_generates_reloads_and_diagnoses(tmp_path):
     # noise 0 in context: the conditions it gets wrong, and the training average of each condition
     digits = run.y.digit_class(data.splits["val"].y)
     wrong = report["prior mean: wrong conditions (digit, speaker -> judged)"].split(", ")
-    assert {int(item[0]) for item in wrong} == set(digits[digits != 0].tolist())
-    assert all(item.endswith("->0") for item in wrong)
+    words = run.y.info["digits"]
+    assert {item.split("/")[0] for item in wrong} == {words[d] for d in digits[digits != 0].tolist()}
+    assert all(item.endswith("->zero") and item.split("/")[1].split("->")[0] in run.y.info["speakers"] for item in wrong)
     for name in ("absolute time", "time-normalised"):
         assert report[f"training recordings' average per condition, {name}"][0] == pytest.approx(
             float((digits == 0).float().mean()))
