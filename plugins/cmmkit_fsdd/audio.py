@@ -146,6 +146,7 @@ class LogMelModality(Modality):
         self._mean = torch.tensor(info["mean"], dtype=torch.float32).view(-1, 1)
         self._std = torch.tensor(info["std"], dtype=torch.float32).view(-1, 1)
         self._analysis: wav.MelAnalysis | None = None
+        self._silence: torch.Tensor | None = None
 
     @property
     def analysis(self) -> wav.MelAnalysis:
@@ -196,7 +197,9 @@ class LogMelModality(Modality):
             return x
         mean, std = self._length_stats()
         rows, frames = self.mels + PITCH_ROWS, x.shape[-1]
-        silence = self.prepare_absolute(torch.zeros(1, int(self.info["num_samples"]))).to(x.device)[0, :, -1]
+        if self._silence is None:  # the prepared value of a silent frame (pitch tracking: done once)
+            self._silence = self.prepare_absolute(torch.zeros(1, int(self.info["num_samples"])))[0, :, -1]
+        silence = self._silence.to(x.device)
         lengths = timing.lengths_of(x[:, rows], mean, std, frames)
         return timing.to_lengths(x[:, :rows].float(), lengths, silence, nearest_rows=(self.mels + 1,))
 

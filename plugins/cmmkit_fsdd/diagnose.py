@@ -43,19 +43,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn import functional as F
-
-from cmmkit_fsdd import wav
+from cmmkit_fsdd import timing
 from cmmkit_fsdd.pitch import synthesise
 
 LOW_BANDS = 20  # mel bands 0-19: 0-~700 Hz, where a 100-250 Hz voice's harmonics are resolved
 
 
+def _as_16_bit(audio: torch.Tensor) -> torch.Tensor:
+    """Waveforms rounded to 16-bit samples, as a WAV file stores them."""
+    return (audio.clamp(-1, 1) * 32767).round() / 32768
+
+
 def judge_audio(run: Any, listener: Any, audio: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(digit, speaker) accuracy of the speech judge on waveforms (B, samples), first rounded to 16-bit
     samples as a WAV file stores them (speaker nan when y has no speaker)."""
-    audio = (audio.clamp(-1, 1) * 32767).round() / 32768
-    digit_logits, speaker_logits = listener.logits(audio)
+    digit_logits, speaker_logits = listener.logits(_as_16_bit(audio))
     digit = float((digit_logits.argmax(-1) == run.y.digit_class(y)).float().mean())
     speaker = float((speaker_logits.argmax(-1) == run.y.speaker_class(y)).float().mean()) if speaker_logits is not None \
         and run.y.with_speaker else float("nan")
@@ -124,7 +126,7 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         out["posterior decode: voicing agreement"] = float(((voiced > 0.5) == (voiced_decoded > 0.5)).float().mean())
     prior_mean = dec.generate(p.mu, 0.0)
     audio = torch.stack([s.waveform for s in x_mod.to_user(prior_mean)])
-    judged = listener.logits((audio.clamp(-1, 1) * 32767).round() / 32768)[0].argmax(-1)
+    judged = listener.logits(_as_16_bit(audio))[0].argmax(-1)
     digit = run.y.digit_class(y)
     speaker = run.y.speaker_class(y) if run.y.with_speaker else torch.zeros_like(digit)
     wrong = sorted({(int(d), int(s), int(j)) for d, s, j in zip(digit, speaker, judged) if d != j})
@@ -163,12 +165,9 @@ def condition_averages(run: Any, listener: Any, data: Any, split: str = "test") 
     x_mod, train, part = run.x, data.splits["train"], data.splits[split]
     x = x_mod.prepare_absolute(train.x)  # absolute time, whatever the run's time_normalise
     frames = x.shape[-1]
-    nonzero = train.x.abs() > 0  # FSDD is trimmed, and fix_length pads with exact zeros
-    last = torch.where(nonzero.any(1), nonzero.shape[1] - 1 - nonzero.flip(1).int().argmax(1), 0)
-    length = (last // wav.HOP + 2).clamp(max=frames)
-    silence = x_mod.prepare_absolute(torch.zeros(1, train.x.shape[1]))[0, :, :1]
-    stretched = torch.stack([F.interpolate(x[i : i + 1, :, : length[i]], size=frames, mode="linear",
-                                           align_corners=True)[0] for i in range(len(x))])
+    length = timing.speech_frames(train.x, frames)
+    silence = x_mod.prepare_absolute(torch.zeros(1, train.x.shape[1]))[0, :, 0]
+    stretched = timing.to_common_length(x, length)
     key = lambda y: run.y.digit_class(y) * 1000 + run.y.speaker_class(y)  # noqa: E731
     train_key, keys = key(train.y), key(part.y)
     absolute, normalised = {}, {}
@@ -177,9 +176,8 @@ def condition_averages(run: Any, listener: Any, data: Any, split: str = "test") 
         if not m.any():
             continue
         absolute[k] = x[m].mean(0)
-        n = int(length[m].float().median())
-        mean = F.interpolate(stretched[m].mean(0, keepdim=True), size=n, mode="linear", align_corners=True)[0]
-        normalised[k] = torch.cat([mean, silence.expand(-1, frames - n)], -1)
+        n = length[m].float().median().long().view(1)
+        normalised[k] = timing.to_lengths(stretched[m].mean(0, keepdim=True), n, silence)[0]
     have = torch.tensor([k in absolute for k in keys.tolist()], dtype=torch.bool)
     y = part.y[have]
     out = {}
