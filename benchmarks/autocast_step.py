@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import Clock, matmul_peak  # noqa: E402
+from train_throughput import Clock, matmul_peak
 
-from cmmkit.config import build_config  # noqa: E402
-from cmmkit.runs import build_model, load_data  # noqa: E402
-from cmmkit.training.rundir import RunDir  # noqa: E402
-from cmmkit.training.speed import autocast_dtype  # noqa: E402
-from cmmkit.training.trainer import Trainer  # noqa: E402
+from cmmkit.config import build_config
+from cmmkit.runs import build_model, load_data
+from cmmkit.training.rundir import RunDir
+from cmmkit.training.speed import autocast_dtype
+from cmmkit.training.trainer import Trainer
 
 LFW_SETS = ["pair.attributes_file=lfw_attributes_binarized.txt"]
 

@@ -6,12 +6,18 @@ Each round trains one epoch of the first N real training faces with the trainer 
 reports process CPU time per face (robust to other jobs on a shared machine), wall faces/s,
 steps/s and the matmul peak measured right after. The median over 2 rounds is printed last.
 """
-import os, sys, time, tempfile, statistics
+import statistics
+import sys
+import tempfile
+import time
 from pathlib import Path
+
 import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peak import matmul_peak
 from train_throughput import make_data
+
 from cmmkit.config import build_config
 from cmmkit.runs import build_model
 from cmmkit.training.rundir import RunDir

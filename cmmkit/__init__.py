@@ -14,11 +14,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from cmmkit.errors import CheckpointError, CmmkitError, ConfigError, DataError, PluginError  # noqa: E402
-from cmmkit.logs import install as _install_logging  # noqa: E402
-from cmmkit.registry import get_registry  # noqa: E402
+from cmmkit.errors import CheckpointError, CmmkitError, ConfigError, DataError, PluginError
+from cmmkit.logs import install as _install_logging
+from cmmkit.registry import get_registry
 
 _install_logging()  # cmmkit's messages go to stderr (see cmmkit.logs)
 

@@ -116,8 +116,16 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use
     from cmmkit.cli_plugins import CommandLine
     from cmmkit.config import Options, build_config
-    from cmmkit.data.download import (RemoteFile, atomic_path, atomic_write, atomic_write_bytes, cache_root, fetch,
-                                      file_digest, resolve_dataset_dir)
+    from cmmkit.data.download import (
+        RemoteFile,
+        atomic_path,
+        atomic_write,
+        atomic_write_bytes,
+        cache_root,
+        fetch,
+        file_digest,
+        resolve_dataset_dir,
+    )
     from cmmkit.demo.spec import Choice, Example, ModalityDemo, PairDemo, Slider, Text, View, audio_clip, heatmap
     from cmmkit.distributions import DiagonalGaussian, gaussian_log_prob
     from cmmkit.errors import CheckpointError, CmmkitError, ConfigError, DataError, PluginError, suggest
@@ -127,8 +135,14 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from cmmkit.hookspecs import Register, hookimpl
     from cmmkit.images import labelled_grid
     from cmmkit.logs import no_bar
-    from cmmkit.modalities import (ImageModality, ImageOptions, NamedVectorModality, NamedVectorOptions, TextModality,
-                                   TextOptions)
+    from cmmkit.modalities import (
+        ImageModality,
+        ImageOptions,
+        NamedVectorModality,
+        NamedVectorOptions,
+        TextModality,
+        TextOptions,
+    )
     from cmmkit.modalities.text import Specials, encode, fingerprint, load_tokenizer, pad, text_info
     from cmmkit.modalities.vector import vector_info
     from cmmkit.modality import Decoder, Modality, ModalityOptions, Value, repeat, select, to_device

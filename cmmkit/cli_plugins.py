@@ -58,7 +58,7 @@ class CommandLine:
         self._commands = commands  # name -> parser of the core's commands (and those added)
         self.condition_flags: list[str] = []  # "--attr NAME=VALUE", for the "nothing to condition on" message
 
-    def command(self, name: str, *, help: str) -> argparse.ArgumentParser:  # noqa: A002 (argparse's word)
+    def command(self, name: str, *, help: str) -> argparse.ArgumentParser:
         """A new ``cmmkit NAME`` command; give it a handler with ``set_defaults(func=handler)``,
         ``handler(args) -> int`` (exit code; raise :class:`cmmkit.errors.CmmkitError` for a one-line error)."""
         if name in self._commands:
@@ -75,7 +75,7 @@ class CommandLine:
         if not any(f in parser._option_string_actions for f in flags):
             parser.add_argument(*flags, **kwargs)
 
-    def condition(self, flag: str, *, key: str | None = None, help: str, metavar: str | None = None) -> None:  # noqa: A002
+    def condition(self, flag: str, *, key: str | None = None, help: str, metavar: str | None = None) -> None:
         """A ``cmmkit generate`` flag that sets part of each condition: with ``key``, the flag's
         value under that key (``--colour red`` -> ``{"colour": "red"}``); without,
         repeatable ``NAME=VALUE`` pairs (``--attr Male=1`` -> ``{"Male": "1"}``). Values stay
@@ -88,7 +88,7 @@ class CommandLine:
                             default=argparse.SUPPRESS)
         self.condition_flags.append(f"{flag} {metavar}")
 
-    def generate_option(self, flag: str, *, keyword: str, help: str, choices: list[str] | None = None) -> None:  # noqa: A002
+    def generate_option(self, flag: str, *, keyword: str, help: str, choices: list[str] | None = None) -> None:
         """A ``cmmkit generate`` flag passed on as ``TrainedRun.generate(..., keyword=value)``
         (e.g. ``--base mean``, which the named-vector modality reads)."""
         parser = self._commands["generate"]

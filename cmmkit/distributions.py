@@ -99,13 +99,13 @@ class DiagonalGaussian:
             return self.mu
         return self.mu + noise_scale * torch.randn_like(self.mu) * self.std
 
-    def sample_code(self, noise_scale: float = 1.0) -> "torch.Tensor | Code":
+    def sample_code(self, noise_scale: float = 1.0) -> torch.Tensor | Code:
         """:meth:`rsample` as a decoder reads it: a flat (B, D) tensor, or a :class:`~cmmkit.modality.Code`
         carrying this latent's positions and mask."""
         z = self.rsample(noise_scale)
         return Code(z, self.mask) if self.event_dims > 1 else z
 
-    def log_prob(self, x: "torch.Tensor | Code") -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor | Code) -> torch.Tensor:
         if isinstance(x, Code):
             x = x.features
         if self.mask is None:
@@ -114,13 +114,13 @@ class DiagonalGaussian:
         lp = -0.5 * (logvar + (x - mu).square() * torch.exp(-logvar) + LOG_2PI)
         return _event_sum(lp, self.event_dims, self.mask)
 
-    def kl(self, other: "DiagonalGaussian") -> torch.Tensor:
+    def kl(self, other: DiagonalGaussian) -> torch.Tensor:
         """KL(self || other) per example (B,), masked by this distribution's positions."""
         if self.mu.shape != other.mu.shape:
             raise ValueError(f"KL between Gaussians of shapes {tuple(self.mu.shape)} and {tuple(other.mu.shape)}")
         return gaussian_kl(self.mu, self.logvar, other.mu, other.logvar, self.event_dims, self.mask)
 
-    def tile(self, n: int) -> "DiagonalGaussian":
+    def tile(self, n: int) -> DiagonalGaussian:
         """The batch repeated ``n`` times along dim 0 ([a, b] -> [a, b, a, b]), mask included."""
         def rep(t: torch.Tensor) -> torch.Tensor:
             return t.repeat(n, *([1] * (t.dim() - 1)))

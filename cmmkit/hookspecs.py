@@ -7,7 +7,8 @@ object of the wrong type is reported with the plugin's name instead of failing l
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -37,7 +37,7 @@ def labelled_grid(cells: list[list[Image.Image]], row_labels: list[str] | None =
     w, h = cells[0][0].width * scale, cells[0][0].height * scale
     font = _font(max(11, h // 8))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text_w = lambda t: int(probe.textlength(t, font=font))  # noqa: E731
+    text_w = lambda t: int(probe.textlength(t, font=font))
     line_h = int(font.size if hasattr(font, "size") else 11) + 6
     left = max((text_w(t) for t in row_labels or []), default=0) + (2 * pad if row_labels else 0)
     top = (line_h if col_labels else 0) + (line_h + pad if title else 0)

@@ -49,19 +49,19 @@ class Code:
     def positions(self) -> tuple[int, ...]:
         return tuple(self.features.shape[1:-1])
 
-    def with_features(self, features: torch.Tensor) -> "Code":
+    def with_features(self, features: torch.Tensor) -> Code:
         """The same positions and mask carrying other features (e.g. a linear map of these)."""
         return Code(features, self.mask)
 
 
-def code_parts(code: "torch.Tensor | Code") -> tuple[torch.Tensor, torch.Tensor | None]:
+def code_parts(code: torch.Tensor | Code) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(features (B, *S, D), mask (B, *S) or None) of a code given as a :class:`Code` or a flat tensor."""
     if isinstance(code, Code):
         return code.features, code.mask
     return code, None
 
 
-def has_positions(code: "torch.Tensor | Code") -> bool:
+def has_positions(code: torch.Tensor | Code) -> bool:
     """Whether a code has positions (S non-empty)."""
     return code_parts(code)[0].dim() > 2
 
@@ -88,11 +88,11 @@ class Decoder(nn.Module, ABC):
     :meth:`log_prob` (teacher forcing) and :meth:`generate` instead.
     """
 
-    def log_prob(self, h: "torch.Tensor | Code", x: Value) -> torch.Tensor:
+    def log_prob(self, h: torch.Tensor | Code, x: Value) -> torch.Tensor:
         """log p(x | h) per example, shape (B,), in nats, for a prepared value ``x``."""
         return self(h).log_prob(x)
 
-    def generate(self, h: "torch.Tensor | Code", noise_scale: float = 0.0) -> Value:
+    def generate(self, h: torch.Tensor | Code, noise_scale: float = 0.0) -> Value:
         """A prepared value decoded from ``h``; ``noise_scale=0`` gives the distribution's mean/mode."""
         return self(h).rsample(noise_scale)
 

@@ -80,9 +80,9 @@ class Registry:
                 plugin = impl.plugin_name
                 added: list[str] = []
 
-                def register(obj: Any, _table: Table = table, _plugin: str = plugin) -> None:
+                def register(obj: Any, _table: Table = table, _plugin: str = plugin, _added: list[str] = added) -> None:
                     _table.add(obj, _plugin)
-                    added.append(obj.name)
+                    _added.append(obj.name)
 
                 try:
                     impl.function(register=register)

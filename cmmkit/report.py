@@ -17,11 +17,12 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from cmmkit.errors import CheckpointError, ConfigError, CmmkitError
+from cmmkit.errors import CheckpointError, CmmkitError, ConfigError
 from cmmkit.evaluation import EVAL_FILE
 
 REQUIRED_KEYS = ("model", "split", "run")

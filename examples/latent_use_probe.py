@@ -29,7 +29,7 @@ from cmmkit.modality import Code, code_parts
 from cmmkit.runs import build_model, load_data
 
 
-def _pooled(code: "torch.Tensor | Code") -> torch.Tensor:
+def _pooled(code: torch.Tensor | Code) -> torch.Tensor:
     """(B, D): a flat code as is, a structured one averaged over its real positions."""
     feats, mask = code_parts(code)
     if feats.dim() == 2:
@@ -38,7 +38,7 @@ def _pooled(code: "torch.Tensor | Code") -> torch.Tensor:
     return (feats * w[..., None]).flatten(1, -2).sum(1) / w.flatten(1).sum(1, keepdim=True)
 
 
-def _rows(code: "torch.Tensor | Code", index: torch.Tensor) -> "torch.Tensor | Code":
+def _rows(code: torch.Tensor | Code, index: torch.Tensor) -> torch.Tensor | Code:
     """Examples ``index`` of a code, its mask going with it (a structured code keeps its positions)."""
     feats, mask = code_parts(code)
     return Code(feats[index], None if mask is None else mask[index]) if isinstance(code, Code) else feats[index]

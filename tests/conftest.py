@@ -3,7 +3,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -19,9 +19,10 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def synthetic_pair():
     """Register the synthetic test pair through pluggy, as a plugin would, and remove it after."""
+    from fakes import SyntheticPlugin
+
     from cmmkit.plugins import load_plugins, pm
     from cmmkit.registry import get_registry
-    from fakes import SyntheticPlugin
 
     load_plugins()
     pm.register(SyntheticPlugin(), name="synthetic-test-plugin")

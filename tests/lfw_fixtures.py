@@ -42,7 +42,7 @@ def _key(person: str, imagenum: int) -> str:
 
 def draw_face(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 64x64 RGB face whose colours and shapes follow a few attributes (positive = present)."""
-    on = lambda name: values[_A[name]] > 0  # noqa: E731
+    on = lambda name: values[_A[name]] > 0
     img = np.empty((64, 64, 3), np.float32)
     img[:] = (40, 90, 140) if on("Outdoor") else (120, 120, 120)  # background
     yy, xx = np.mgrid[:64, :64]
@@ -75,7 +75,7 @@ def make_lfw_fixture(
     folder: Path,
     n_people: int = 8,
     *,
-    zip: bool = True,  # noqa: A002 -- mirrors the official file's name
+    zip: bool = True,
     missing: int = 1,
     seed: int = 0,
     rows: int = 40,

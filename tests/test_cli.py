@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from lfw_fixtures import make_lfw_fixture
 from PIL import Image
 
 import cmmkit
 from cmmkit.cli import main
-from lfw_fixtures import make_lfw_fixture
 
 
 @pytest.fixture

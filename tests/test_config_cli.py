@@ -94,6 +94,7 @@ def test_run_config_validates_itself(synthetic_pair):
 
 def test_command_options_are_validated_models():
     from cmmkit_lfw.edits import EditEvalOptions
+
     from cmmkit.evaluation.evaluate import EvalOptions
     from cmmkit.figures import FigureOptions
 

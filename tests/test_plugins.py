@@ -4,13 +4,13 @@ import sys
 import warnings
 
 import pytest
+from fakes import SyntheticPair
 
 from cmmkit.errors import CmmkitError
 from cmmkit.hookspecs import hookimpl
 from cmmkit.modality import Modality
 from cmmkit.plugins import pm
 from cmmkit.registry import Registry, get_registry
-from fakes import SyntheticPair
 
 
 def test_builtin_pairs_models_and_modalities_come_through_the_entry_point_group():

@@ -1,6 +1,5 @@
 """`cmmkit report`: Table 2 from eval.json files, and clear errors for unusable run folders."""
 
-import json
 
 import pytest
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import torch
+from fakes import SyntheticPair, synthetic_tensors
+from lfw_fixtures import make_lfw_fixture
 from torch import nn
 
 from cmmkit.hookspecs import hookimpl
@@ -19,8 +21,6 @@ from cmmkit.pair import PairData, TensorPairDataset
 from cmmkit.plugins import pm
 from cmmkit.registry import get_registry
 from cmmkit.testing import ConformanceError, check_modality, check_pair, registered
-from fakes import SyntheticPair, synthetic_tensors
-from lfw_fixtures import make_lfw_fixture
 
 
 def test_synthetic_pair_conforms_including_a_saved_run(synthetic_pair, tmp_path):

@@ -14,8 +14,9 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:

@@ -14,7 +14,8 @@ import functools
 import html
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
@@ -63,7 +64,7 @@ def guarded(fn: Callable[..., Any], outputs: int | None = None) -> Callable[...,
             raise
         except CmmkitError as exc:
             message = html.escape(str(exc), quote=False)
-        except Exception as exc:  # noqa: BLE001 - never a traceback in the browser
+        except Exception as exc:
             log.exception("demo request failed")
             message = f"internal error ({type(exc).__name__}); the server's log has the details"
         if outputs is None:

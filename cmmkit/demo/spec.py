@@ -16,8 +16,9 @@ The page is built from these declarations only, so every pair gets a page withou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Text:
     lines: int = 1
 
 
-Control = Union[Slider, Choice, Text]
+Control = Slider | Choice | Text
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from pydantic import Field as PydField
@@ -29,8 +30,8 @@ from cmmkit.config import Options
 from cmmkit.data.download import atomic_write
 from cmmkit.errors import ConfigError
 from cmmkit.evaluation import EVAL_FILE
-from cmmkit.logs import no_bar
 from cmmkit.evaluation.parzen import PARZEN_NOTE, check_memory, parzen_log_likelihood
+from cmmkit.logs import no_bar
 from cmmkit.modality import repeat, select, to_device
 from cmmkit.models.latent import LatentModel
 from cmmkit.runs import TrainedRun, load_data, load_run
@@ -45,7 +46,7 @@ class EvalContext:
     run: TrainedRun
     dataset: Any  # the evaluated split (a PairDataset)
     n: int  # evaluate its first n examples
-    opts: "EvalOptions"
+    opts: EvalOptions
     progress: bool
     splits: dict[str, Any] = field(default_factory=dict)  # every split, e.g. to fit on train
 
@@ -122,7 +123,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
     wanted = _wanted(opts.only, [m for m in ("bound", "importance_sampling", "parzen") if m in run.pair.metrics]
                      + list(measures), config.pair.name)
     x_mod = run.model.x
-    bpd = lambda nats: bound.bits_per_dim(nats, x_mod.dims, x_mod.discrete_log_offset())  # noqa: E731
+    bpd = lambda nats: bound.bits_per_dim(nats, x_mod.dims, x_mod.discrete_log_offset())
 
     if "bound" in wanted and _reports_bound(run, dataset):
         start = time.perf_counter()
@@ -150,7 +151,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None, *, progre
         if name not in wanted:
             continue
         start = time.perf_counter()
-        result = _seeded(opts.seeds[0], lambda: measure(ctx))  # type: ignore[arg-type, return-value]
+        result = _seeded(opts.seeds[0], lambda m=measure: m(ctx))  # type: ignore[arg-type, return-value]
         if result is not None:
             out[name] = result
             out["pair_metrics"].append(name)

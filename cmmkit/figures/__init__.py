@@ -9,8 +9,9 @@ only need a latent-variable model (``fig4``: 2-d priors and posteriors); a pair 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PIL import Image
 from pydantic import Field

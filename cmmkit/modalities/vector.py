@@ -17,7 +17,8 @@ The decoder is q(y|z) of Table 1 (h2).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from pydantic import Field

@@ -20,10 +20,17 @@ from torch import nn
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
-from cmmkit.modality import Code, Modality, Value
 from cmmkit.errors import ConfigError
-from cmmkit.models.latent import (LOGVAR_MAX, LOGVAR_MIN, GaussianHead, LatentConfig, LatentModel, PosteriorFeatures,
-                                  ResidualGaussianHead)
+from cmmkit.modality import Code, Modality, Value
+from cmmkit.models.latent import (
+    LOGVAR_MAX,
+    LOGVAR_MIN,
+    GaussianHead,
+    LatentConfig,
+    LatentModel,
+    PosteriorFeatures,
+    ResidualGaussianHead,
+)
 
 
 class CMMAConfig(LatentConfig):
@@ -40,7 +47,7 @@ class CMMAConfig(LatentConfig):
                                     "sigma^2; a low limit keeps the noise of z from drowning y's signal")
 
     @model_validator(mode="after")
-    def _residual_needs_y(self) -> "CMMAConfig":
+    def _residual_needs_y(self) -> CMMAConfig:
         if self.residual_posterior and self.posterior != "xy":
             raise ValueError("residual_posterior=true needs posterior=xy: q(z | x) alone cannot be given "
                              "relative to p(z | y)")

@@ -8,6 +8,7 @@ own copy of the loss.
 from __future__ import annotations
 
 from abc import abstractmethod
+
 import torch
 from pydantic import Field
 from torch import nn
@@ -17,7 +18,6 @@ from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.modality import Code, Decoder, Modality, Value, code_parts
 from cmmkit.models.base import ConditionalModel, ModelConfig
-
 
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 6.0
 

@@ -115,7 +115,7 @@ class Dist:
         if self.is_main:
             try:
                 result = fn()
-            except Exception as exc:  # noqa: BLE001 -- re-raised below, on every rank
+            except Exception as exc:
                 error = exc
         box = [error]
         dist.broadcast_object_list(box, src=0)

@@ -113,7 +113,8 @@ class LogMelOptions(ModalityOptions):
     @model_validator(mode="after")
     def _time_normalise_needs_the_pitch(self) -> LogMelOptions:
         if self.time_normalise and self.vocoder != "source_filter":
-            raise ValueError("time_normalise needs vocoder=source_filter (the length row sits beside the pitch rows)")
+            raise ValueError("time_normalise needs vocoder=source_filter (the length row sits beside the pitch rows); "
+                             "with vocoder=griffin_lim also set pair.x.time_normalise=false")
         return self
 
 

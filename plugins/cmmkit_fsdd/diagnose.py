@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from cmmkit_fsdd import timing
 from cmmkit_fsdd.pitch import synthesise
 
@@ -168,7 +169,7 @@ def condition_averages(run: Any, listener: Any, data: Any, split: str = "test") 
     length = timing.speech_frames(train.x, frames)
     silence = x_mod.prepare_absolute(torch.zeros(1, train.x.shape[1]))[0, :, 0]
     stretched = timing.to_common_length(x, length)
-    key = lambda y: run.y.digit_class(y) * 1000 + run.y.speaker_class(y)  # noqa: E731
+    key = lambda y: run.y.digit_class(y) * 1000 + run.y.speaker_class(y)
     train_key, keys = key(train.y), key(part.y)
     absolute, normalised = {}, {}
     for k in keys.unique().tolist():

@@ -14,7 +14,8 @@ run reads conditions without the data. A raw value is a (B, 1) or (B, 2) long te
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from pydantic import Field

@@ -46,8 +46,14 @@ def test_faces(config: Any, data_dir: Path | None) -> list[Example]:
     """The test split's faces (``Person Name 0003``, with their attribute row) sorted by person, then
     the faces that have no attribute row (``... (no attributes)``, Fig. 10). Never downloads;
     DataError when the data is not there."""
-    from cmmkit_lfw.data import (FaceSource, face_key, faces_without_attributes, read_attributes_cached, read_ppm,
-                                 split_indices)
+    from cmmkit_lfw.data import (
+        FaceSource,
+        face_key,
+        faces_without_attributes,
+        read_attributes_cached,
+        read_ppm,
+        split_indices,
+    )
 
     folder, _ = resolve_dataset_dir("lfw", data_dir)
     path = folder / config.attributes_file

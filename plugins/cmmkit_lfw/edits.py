@@ -28,8 +28,22 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from cmmkit.api import (CheckpointError, ConfigError, Options, TrainedRun, __version__, load_data, load_judge, load_run,
-                        mean_auc, no_bar, per_attribute_auc, suggest, to_device, write_json)
+from cmmkit.api import (
+    CheckpointError,
+    ConfigError,
+    Options,
+    TrainedRun,
+    __version__,
+    load_data,
+    load_judge,
+    load_run,
+    mean_auc,
+    no_bar,
+    per_attribute_auc,
+    suggest,
+    to_device,
+    write_json,
+)
 
 EDIT_FILE = "edit_eval.json"
 
@@ -85,7 +99,7 @@ def edit_fidelity(run: TrainedRun, judge: TrainedRun, x: torch.Tensor, y: torch.
                      "reached_rate": float(torch.cat(reached).float().mean()),
                      "mean_logit_change": float(d.mean()),
                      "adds": int(ad.sum()), "removes": int((~ad).sum())}
-    mean = lambda key: sum(v[key] for v in per.values()) / len(per)  # noqa: E731
+    mean = lambda key: sum(v[key] for v in per.values()) / len(per)
     return {"judge": str(judge.path), "examples": len(x), "mean_rate": mean("rate"),
             "mean_reached_rate": mean("reached_rate"), "mean_logit_change": mean("mean_logit_change"),
             "per_attribute": per}
@@ -164,7 +178,7 @@ def edit_table(result: dict[str, Any], keys: list[str] | None = None) -> str:
     if inf:
         header += ["inferred sign accuracy", "majority baseline", "inference AUC"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    f = lambda v: "—" if v is None else f"{v:.3f}"
     for k in keys + ["mean (all attributes)"]:
         row = [k]
         if fid:

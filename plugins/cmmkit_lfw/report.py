@@ -5,7 +5,8 @@ when the runs were judged by different judges (their AUCs are not comparable).""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cmmkit.api import DASH, Column, ReportSection, markdown_table, number
 

@@ -158,6 +158,6 @@ def tokenize_split(aligned: Aligned, tokenizers: tuple[object, object], specials
             raise DataError(f"{where}: longer than pair.max_length={max_length} tokens (incl. BOS/EOS); "
                             "raise pair.max_length (and pair.x/y.max_positions)")
         aligned.skipped.append(where)
-    pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
+    pick = lambda seq: [seq[i] for i in keep]
     return TextPairDataset(pick(src_ids), pick(tgt_ids), pick(aligned.source), pick(aligned.target), fingerprints,
                            (specials[0].pad, specials[1].pad))

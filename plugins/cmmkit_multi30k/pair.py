@@ -14,8 +14,21 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cmmkit.api import (ConfigError, DataError, Pair, PairConfig, PairData, TextOptions, cache_root, fetch,
-                        file_digest, fingerprint, load_tokenizer, resolve_dataset_dir, text_info)
+from cmmkit.api import (
+    ConfigError,
+    DataError,
+    Pair,
+    PairConfig,
+    PairData,
+    TextOptions,
+    cache_root,
+    fetch,
+    file_digest,
+    fingerprint,
+    load_tokenizer,
+    resolve_dataset_dir,
+    text_info,
+)
 from cmmkit_multi30k.data import DATASET, read_pairs, remote, tokenize_split
 
 OFFICIAL_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")

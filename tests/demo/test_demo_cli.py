@@ -11,7 +11,6 @@ import urllib.request
 
 import pytest
 
-
 pytest.importorskip("gradio", reason="cmmkit demo needs the demo extra: pip install -e '.[demo]'")
 pytest.importorskip("gradio_client", reason="the demo tests drive the page with gradio_client (the demo extra)")
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import cmmkit_fsdd
+import pytest
 from fsdd_fixtures import make_fsdd
 
 testing = pytest.importorskip("cmmkit.testing")

@@ -7,12 +7,12 @@ import urllib.request
 
 import pytest
 import torch
-
-from cmmkit.errors import DataError
-from cmmkit.registry import get_registry
 from cmmkit_fsdd import wav
 from cmmkit_fsdd.pair import FSDDConfig
 from fsdd_fixtures import make_fsdd, make_release_zip, tone, write_wav
+
+from cmmkit.errors import DataError
+from cmmkit.registry import get_registry
 
 
 @pytest.fixture(scope="module")

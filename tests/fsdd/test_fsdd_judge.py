@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from cmmkit.config import build_config
-from cmmkit.errors import DataError
-from cmmkit.runs import train
 from cmmkit_fsdd import compare_judges, wav
 from cmmkit_fsdd.audio import Speech
 from cmmkit_fsdd.listener import AugmentOptions, ListenerAnalysis, SpeechJudge, augment
 from fsdd_fixtures import make_fsdd, tone, write_wav
+
+from cmmkit.config import build_config
+from cmmkit.errors import DataError
+from cmmkit.runs import train
 
 
 def _tone(digit: int = 3) -> torch.Tensor:

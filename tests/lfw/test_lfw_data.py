@@ -8,12 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cmmkit_lfw import data as lfw
+from cmmkit_lfw.data import (
+    ATTRIBUTE_COUNT,
+    FaceSource,
+    face_key,
+    faces_without_attributes,
+    load_faces,
+    read_attributes,
+    read_ppm,
+    split_indices,
+)
+from lfw_fixtures import ATTRIBUTE_NAMES, make_lfw_fixture, ppm_bytes
 
 from cmmkit.errors import DataError
-from cmmkit_lfw import data as lfw
-from cmmkit_lfw.data import (ATTRIBUTE_COUNT, FaceSource, face_key, faces_without_attributes, load_faces,
-                             read_attributes, read_ppm, split_indices)
-from lfw_fixtures import ATTRIBUTE_NAMES, make_lfw_fixture, ppm_bytes
 
 MIRROR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw"
 HEADER = "\t".join(["#", "person", "imagenum", *ATTRIBUTE_NAMES])

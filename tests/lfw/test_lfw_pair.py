@@ -5,11 +5,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from lfw_fixtures import make_lfw_fixture, ppm_bytes
 
 from cmmkit.config import build_config
 from cmmkit.errors import DataError
 from cmmkit.runs import load_data
-from lfw_fixtures import make_lfw_fixture, ppm_bytes
 
 SPLIT = ["pair.train_size=20", "pair.val_size=8"]
 

@@ -7,10 +7,10 @@ import io
 import json
 
 import pytest
-
-from cmmkit.report import load_eval, report_table
 from cmmkit_lfw.report import KEY_ATTRIBUTES
 from test_report import _eval, _rows, _tables
+
+from cmmkit.report import load_eval, report_table
 
 AUC = {name: 0.6 + 0.01 * i for i, name in enumerate(KEY_ATTRIBUTES)} | {"Smiling": 0.5}
 REAL = {name: 0.9 for name in KEY_ATTRIBUTES}

@@ -64,7 +64,7 @@ def test_discriminator_scores_matching_pairs_above_mismatched(synthetic_pair, di
     model = _model(synthetic_pair, discriminator, ("model.init_std=null", "model.mismatch_weight=0"))
     x, y = synthetic_tensors(512, seed=3)
     opt = torch.optim.Adam(model.optimizer_groups()["discriminator"], lr=2e-3, betas=(0.5, 0.999))
-    for step in range(200):
+    for _step in range(200):
         idx = torch.randint(0, len(x), (32,))
         other = torch.randint(0, len(x), (32,))
         other = torch.where((y[other, :VISIBLE] == y[idx, :VISIBLE]).all(1), (other + 1) % len(x), other)

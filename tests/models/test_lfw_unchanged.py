@@ -8,7 +8,6 @@ import csv
 
 import pytest
 import torch
-
 from lfw_fixtures import make_lfw_fixture
 
 BEFORE = {  # model: (val_bound after 2 epochs, sum of 4 faces at noise 0, their first 3 values, sum at noise 1)

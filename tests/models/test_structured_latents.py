@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from multi30k.m30k_fixtures import make_multi30k
 from torch.distributions import Independent, Normal, kl_divergence
 
 from cmmkit import bound
 from cmmkit.distributions import DiagonalGaussian
 from cmmkit.errors import ConfigError
 from cmmkit.modality import Code
-from multi30k.m30k_fixtures import make_multi30k
 
 
 # --- the distribution -------------------------------------------------------------------------

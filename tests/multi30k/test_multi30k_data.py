@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from m30k_fixtures import make_multi30k, write
 
 from cmmkit.config import build_config
 from cmmkit.errors import DataError
 from cmmkit.runs import load_data
-from m30k_fixtures import make_multi30k, write
 
 PAIR = "multi30k_en_de"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from m30k_fixtures import make_multi30k
 
 from cmmkit.cli import main
 from cmmkit.config import build_config
 from cmmkit.errors import CmmkitError
 from cmmkit.evaluation.evaluate import EvalOptions, evaluate_run
 from cmmkit.runs import load_run, train
-from m30k_fixtures import make_multi30k
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from lfw_fixtures import make_lfw_fixture
 
 SPLIT = ["pair.train_size=30", "pair.val_size=10"]

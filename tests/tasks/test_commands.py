@@ -110,9 +110,10 @@ def _panel_size(rows, cols, row_labels, col_labels, title):
 
 
 def test_fig6_is_four_by_seven_per_run(lfw_runs, tmp_path):
+    from cmmkit_lfw.figures import FIG6_COLUMNS, FIG6_ROWS
+
     from cmmkit.figures import panel_title
     from cmmkit.runs import load_run
-    from cmmkit_lfw.figures import FIG6_COLUMNS, FIG6_ROWS
 
     out = tmp_path / "fig6.png"
     make_figure("fig6", [lfw_runs["cmma"], lfw_runs["cgan"]], out)

@@ -6,8 +6,17 @@ from typing import Any, Literal
 
 import torch
 
-from cmmkit.api import (ImageOptions, NamedVectorOptions, Pair, PairConfig, PairData, Register, TensorPairDataset,
-                        hookimpl, vector_info)
+from cmmkit.api import (
+    ImageOptions,
+    NamedVectorOptions,
+    Pair,
+    PairConfig,
+    PairData,
+    Register,
+    TensorPairDataset,
+    hookimpl,
+    vector_info,
+)
 
 __version__ = "0.1.0"
 

@@ -10,8 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, when not installed
 
-import cmmkit_pair_template  # noqa: E402
-from cmmkit.api import build_config, check_pair, get_pair, registered  # noqa: E402
+import cmmkit_pair_template
+
+from cmmkit.api import build_config, check_pair, get_pair, registered
 
 
 @pytest.fixture
