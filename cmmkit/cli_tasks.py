@@ -82,6 +82,9 @@ def _generate(args: argparse.Namespace) -> int:
     kwargs = dict(getattr(args, GENERATE_KWARGS, None) or {})  # plugins' generate options (e.g. --base)
     if args.output_noise is not None and args.output_noise < 0:
         raise ConfigError(f"--output-noise {args.output_noise}: expected a scale >= 0")
+    if args.n > 1 and args.noise == 0 and not args.output_noise:
+        log.warning("--n %d at --noise 0: the samples of a condition are all its mean, so they are the same; "
+                    "pass --noise 1 (and --output-noise 0 for clean means) for different ones", args.n)
     outputs = run.generate(conds, noise_scale=args.noise, n=args.n, output_noise=args.output_noise,
                            condition_options=kwargs)
     written = run.x.save_outputs(outputs, Path(args.output), columns=args.n, labels=[_label(c) for c in conds])

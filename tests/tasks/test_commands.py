@@ -31,6 +31,15 @@ def test_generate_writes_one_labelled_row_per_condition(lfw_runs, tmp_path, caps
     assert one.width > Image.open(tmp_path / "one.png").width  # 3 samples side by side vs 1
 
 
+def test_generate_warns_that_samples_at_noise_0_are_the_same(lfw_runs, tmp_path, capsys, caplog):
+    code, _, _ = _cli(capsys, "generate", lfw_runs["cmma"], "--attr", "Male=1", "--n", 2, "-o", tmp_path / "a.png")
+    assert code == 0 and "--n 2 at --noise 0" in caplog.text
+    caplog.clear()
+    code, _, _ = _cli(capsys, "generate", lfw_runs["cmma"], "--attr", "Male=1", "--n", 2, "--noise", 1,
+                      "--output-noise", 0, "-o", tmp_path / "b.png")
+    assert code == 0 and "--noise 0" not in caplog.text
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--attr", "Mle=1"], "unknown attribute 'Mle'. Did you mean 'Male'?"),
     (["--attr", "Male=7"], "'Male'=7 is outside the training range [-1, 1]"),
