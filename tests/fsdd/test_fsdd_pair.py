@@ -5,14 +5,14 @@ from __future__ import annotations
 import wave
 
 import pytest
+from cmmkit_fsdd.audio import Speech
+from fsdd_fixtures import make_fsdd
 
 from cmmkit.cli import main
 from cmmkit.config import build_config
 from cmmkit.errors import ConfigError
 from cmmkit.evaluation.evaluate import EvalOptions, evaluate_run
 from cmmkit.runs import load_run, train
-from cmmkit_fsdd.audio import Speech
-from fsdd_fixtures import make_fsdd
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +117,17 @@ def test_default_cmma_preset_is_the_measured_one():
     variance in [e^-6, e^-4], warmup-stable-decay (the last 30% of the 30 epochs decay linearly to 0)
     and a 128-d latent (test bound 8,029 -> 8,831 nats in the same time, noise-1 speech 0.52 -> 0.61);
     then (fifth round, five seeds) x models the pitch, voiced by the source-filter vocoder, and the
-    decoder has a residual block per resolution. The other models keep the constant rate, Griffin-Lim
-    and the plain decoder (they were not measured with the pitch)."""
+    decoder has a residual block per resolution; then (seventh round, three seeds) the speech is
+    time-normalised, the log-F0 Laplace, the variance in [e^-8, e^-6] and the rate warms up over
+    1,000 steps. The other models keep the constant rate, Griffin-Lim and the plain decoder (they
+    were not measured with the pitch)."""
     cfg = build_config("fsdd_digits_speech", model="cmma")
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.model.latent_dim) == (30, 16, 128)
-    assert (cfg.pair.x.likelihood, cfg.pair.x.logvar_floor, cfg.pair.x.logvar_ceiling) == ("laplace", -6.0, -4.0)
+    assert (cfg.pair.x.likelihood, cfg.pair.x.logvar_floor, cfg.pair.x.logvar_ceiling) == ("laplace", -8.0, -6.0)
     assert (cfg.train.lr_schedule, cfg.train.decay_fraction, cfg.train.min_lr_fraction) == ("linear", 0.3, 0.0)
+    assert cfg.train.warmup_steps == 1000
     assert (cfg.pair.x.vocoder, cfg.pair.x.refine_blocks, cfg.pair.x.decoder) == ("source_filter", 1, "conv")
+    assert (cfg.pair.x.time_normalise, cfg.pair.x.pitch_likelihood) == (True, "laplace")
     assert build_config("fsdd_digits_speech", model="cvae").train.lr_schedule == "constant"
     for model in ("cvae", "vae", "cgan"):
         x = build_config("fsdd_digits_speech", model=model).pair.x
