@@ -19,6 +19,7 @@ has lost its pitch).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ from cmmkit_fsdd.pitch import (
 )
 from cmmkit_fsdd.plot import plot_grid
 from cmmkit_fsdd.spectrogram import GaussianSpectrogramDecoder, SpectrogramEncoder
+
+log = logging.getLogger(__name__)
 
 
 class LogMelOptions(ModalityOptions):
@@ -227,7 +230,10 @@ class LogMelModality(Modality):
 
     @property
     def dims(self) -> int:
-        return math.prod(self.shape)
+        """Values with a density (bits per dimension divide by it): the length row of time-normalised
+        speech repeats one value, whose density is read once."""
+        rows, frames = self.shape
+        return (rows - 1) * frames + 1 if self.time_normalised else rows * frames
 
     def prepare(self, value: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
         """Raw waveforms (B, samples) -> log-mel (the shared analysis), or raw log-mel (B, mels,
@@ -325,7 +331,14 @@ class LogMelModality(Modality):
             else:
                 raise DataError(f"expected a WAV path, Speech or 1-D sample tensor, got {type(item).__name__}")
             out.append(wav.fix_length(samples.float()))
-        return torch.stack(out)
+        waveforms = torch.stack(out)
+        if self.time_normalised:  # the length is measured to the last sound: a noise floor must not count
+            waveforms, removed = timing.trim_trailing_sound(waveforms)
+            for item, seconds in zip(items, removed.tolist()):
+                if seconds >= 0.05:
+                    log.info("%s: %.2f s of sound more than %g dB below its loudest part, after it, taken as silence",
+                             item if isinstance(item, (str, Path)) else "input", seconds, timing.TRAILING_DB)
+        return waveforms
 
     def to_user(self, value: torch.Tensor) -> list[Speech]:
         """Prepared spectrograms -> :class:`Speech` (Griffin-Lim waveform + the log-mel spectrogram)."""

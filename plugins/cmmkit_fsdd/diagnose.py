@@ -106,14 +106,18 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         out["residual rms in speech bins"] = float((dist.mean - mel)[speech].square().mean().sqrt())
     if hasattr(dec, "pitch"):  # the pitch rows: how well the decode's F0 and voicing follow the recording's
         mels, pitch = x_mod.mels, dec.pitch(q.mu)
+        length = recon[:, mels + 2 :]  # the decoded length row of time-normalised speech (else empty)
+        # the recording's F0 and voicing under the decode's own length, so that only the pitch changes
         out["posterior decode, the recording's F0 and voicing"] = _judge(
-            run, listener, torch.cat([recon[:, :mels], x[:, mels:]], 1), y)
+            run, listener, torch.cat([recon[:, :mels], x[:, mels : mels + 2], length], 1), y)
         out["posterior mean, noise 1 on the spectrogram only"] = _judge(
             run, listener, torch.cat([dec.spectrogram.generate(q.mu, 1.0), recon[:, mels:]], 1), y)
         out["posterior mean, noise 1 on F0 and voicing only"] = _judge(
-            run, listener, torch.cat([recon[:, :mels], pitch.rsample(1.0)], 1), y)
+            run, listener, torch.cat([recon[:, :mels], pitch.rsample(1.0)[:, :2], length], 1), y)
+        if length.shape[1]:
+            out["posterior mean, noise 1 on the length only"] = _judge(
+                run, listener, torch.cat([recon[:, : mels + 2], pitch.rsample(1.0)[:, 2:]], 1), y)
         p_voiced = torch.sigmoid(pitch.logits)
-        length = recon[:, mels + 2 :]  # the length row of time-normalised speech (else empty)
         out["posterior mean, noise 1 on F0 only"] = _judge(run, listener, torch.cat(
             [recon[:, :mels], torch.stack([pitch.log_f0.rsample(1.0), p_voiced], 1), length], 1), y)
         out["posterior mean, noise 1 on the voicing only"] = _judge(run, listener, torch.cat(
@@ -125,6 +129,9 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
         out["posterior decode: F0 error in voiced frames (cents, median)"] = float(cents.median())
         out["posterior decode: voiced frames off by more than 600 cents (octave errors)"] = float((cents > 600).float().mean())
         out["posterior decode: voicing agreement"] = float(((voiced > 0.5) == (voiced_decoded > 0.5)).float().mean())
+        if length.shape[1]:  # so these three compare frames of stretched speech, no silent padding
+            out["posterior decode: F0 and voicing figures above are over"] = (
+                "time-normalised frames (stretched speech, no silence): not comparable with an absolute-time run's")
     prior_mean = dec.generate(p.mu, 0.0)
     audio = torch.stack([s.waveform for s in x_mod.to_user(prior_mean)])
     judged = listener.logits(_as_16_bit(audio))[0].argmax(-1)

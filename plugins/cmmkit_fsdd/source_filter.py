@@ -73,8 +73,18 @@ def probe(run: Any, listener: Any, data: Any, split: str = "test") -> dict[str, 
     return {name: judge_audio(run, listener, audio, y) for name, audio in renderings.items()}
 
 
+def check_run(run: Any) -> None:
+    """Refuse a pitched run: the probe asks what modelling the pitch would buy a run that does not,
+    and a pitched run's x (a time-normalised one's time axis too) is not the plain spectrogram it voices."""
+    if run.x.options.vocoder != "griffin_lim":
+        raise SystemExit(f"{run.path}: this probe is for runs without the pitch (pair.x.vocoder=griffin_lim); this "
+                         f"run has vocoder={run.x.options.vocoder}. For a pitched run, python -m cmmkit_fsdd.diagnose "
+                         "scores its decodes voiced at the recording's F0 and at their own")
+
+
 def main(argv: list[str] | None = None) -> int:
     run, listener, data, split = load_probe(__doc__.split("\n\n")[0], argv)
+    check_run(run)
     print_report(probe(run, listener, data, split))
     return 0
 

@@ -27,6 +27,8 @@ from cmmkit_fsdd import wav
 MIN_FRAMES = 8
 #: samples with a magnitude at or below this are silence (two steps of 16-bit audio)
 SILENCE = 2.0 / 32768
+#: in users' recordings, sound this many dB below the loudest hop after the last louder one is silence
+TRAILING_DB = 60.0
 
 
 def speech_frames(waveforms: torch.Tensor, frames: int = wav.FRAMES) -> torch.Tensor:
@@ -37,6 +39,25 @@ def speech_frames(waveforms: torch.Tensor, frames: int = wav.FRAMES) -> torch.Te
     last = loud.shape[1] - 1 - loud.flip(1).int().argmax(1)
     last = torch.where(loud.any(1), last, torch.zeros_like(last))
     return (last // wav.HOP + 2).clamp(MIN_FRAMES, frames)
+
+
+def trim_trailing_sound(waveforms: torch.Tensor, below_db: float = TRAILING_DB) -> tuple[torch.Tensor, torch.Tensor]:
+    """Users' recordings, unlike FSDD's, need not end in exact digital silence: a noise floor, dither
+    or a vocoder's decaying tail would make :func:`speech_frames` count the whole second as speech.
+    So for users' inputs (never the training data, which the measured models were trained on),
+    everything after the last hop whose RMS is within ``below_db`` dB of the loudest hop's is set to
+    exact zeros. Returns (waveforms, (B,) seconds of sound removed)."""
+    b, n = waveforms.shape[0], waveforms.shape[1] // wav.HOP
+    rms = waveforms[:, : n * wav.HOP].reshape(b, n, wav.HOP).square().mean(-1).sqrt()
+    loud = rms > rms.amax(1, keepdim=True) * 10 ** (-below_db / 20)
+    end = (n - loud.flip(1).int().argmax(1)) * wav.HOP  # the first sample after the last loud hop
+    end = torch.where(loud.any(1), end, torch.zeros_like(end))
+    index = torch.arange(waveforms.shape[1], device=waveforms.device)
+    keep = index < end.unsqueeze(1)
+    cut = (waveforms.abs() > SILENCE) & ~keep  # non-silent samples after the end
+    last_cut = torch.where(cut, index, -1).amax(1)
+    seconds = torch.where(cut.any(1), last_cut + 1 - end, torch.zeros_like(end)).float() / wav.SAMPLE_RATE
+    return torch.where(keep, waveforms, torch.zeros_like(waveforms)), seconds
 
 
 def duration_statistics(waveforms: torch.Tensor) -> dict[str, float]:

@@ -27,6 +27,32 @@ def test_speech_frames_end_after_the_last_loud_sample():
     assert n.tolist() == [(3200 - 1) // wav.HOP + 2, (2000 - 1) // wav.HOP + 2, timing.MIN_FRAMES, wav.FRAMES]
 
 
+def test_a_users_noise_floor_is_not_counted_as_speech(tmp_path, caplog):
+    """FSDD's recordings end in exact zeros; a user's may end in dither or a noise floor, which would
+    make the whole second count as speech. Users' inputs to a time-normalised run are trimmed after
+    their last hop within 60 dB of the loudest; a zero-padded recording is left exactly as it is."""
+    from fsdd_fixtures import train_tiny
+
+    clean = torch.stack([_tone(0.4), _tone(0.25)])
+    dithered = clean + torch.randint(-3, 4, clean.shape) / 32768
+    assert timing.speech_frames(dithered).tolist() == [wav.FRAMES, wav.FRAMES]  # the problem
+    trimmed, removed = timing.trim_trailing_sound(dithered)
+    assert (timing.speech_frames(trimmed) - timing.speech_frames(clean)).abs().max() <= 1
+    assert removed.tolist() == pytest.approx([0.6, 0.75], abs=0.02)
+    same, none = timing.trim_trailing_sound(clean)
+    assert torch.equal(same, clean) and none.tolist() == [0.0, 0.0]
+
+    run, _, _ = train_tiny(tmp_path, ["pair.x.vocoder=source_filter", "pair.x.pitch_channels=4",
+                                      "pair.x.time_normalise=true"], name="tn")
+    rows, frames = run.x.shape
+    assert run.x.dims == (rows - 1) * frames + 1  # bits per dimension: the length row is one value
+    path = wav.write_wav(tmp_path / "noisy.wav", dithered[0])
+    with caplog.at_level("INFO"):
+        raw = run.x.from_user([path, clean[1]])
+    assert (timing.speech_frames(raw) - timing.speech_frames(clean)).abs().max() <= 1
+    assert "noisy.wav: 0.6" in caplog.text and "taken as silence" in caplog.text
+
+
 def test_stretching_to_a_common_length_and_back_keeps_the_utterance():
     torch.manual_seed(0)
     frames, lengths = wav.FRAMES, torch.tensor([30, 77, wav.FRAMES])
@@ -113,7 +139,21 @@ def test_diagnose_reads_a_time_normalised_run(tmp_path):
     report = diagnose(run, Listener(), data, split="val")
     share = float((run.y.digit_class(data.splits["val"].y) == 0).float().mean())
     assert report["posterior mean, noise 1 on F0 only"][0] == pytest.approx(share)
+    assert report["posterior mean, noise 1 on the length only"][0] == pytest.approx(share)
+    assert "time-normalised frames" in report["posterior decode: F0 and voicing figures above are over"]
     assert report["training recordings' average per condition, time-normalised"][0] == pytest.approx(share)
+
+
+def test_the_source_filter_probe_refuses_a_pitched_run(tmp_path):
+    """The probe voices a plain spectrogram at the recording's F0; a pitched (here also time-normalised)
+    run's x is not that, so it says which tool answers the question instead of printing wrong figures."""
+    from cmmkit_fsdd import source_filter
+    from fsdd_fixtures import train_tiny
+
+    run, _, _ = train_tiny(tmp_path, ["pair.x.vocoder=source_filter", "pair.x.pitch_channels=4",
+                                      "pair.x.time_normalise=true"], name="tn")
+    with pytest.raises(SystemExit, match="runs without the pitch"):
+        source_filter.check_run(run)
 
 
 def test_laplace_log_f0_has_the_asked_variance_and_a_bounded_pull_on_the_mean():
