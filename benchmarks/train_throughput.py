@@ -18,6 +18,9 @@ Printed, all measured in this run:
   ``--real`` whether the training faces are the memory-mapped LFW cache (not a copy);
 - the paper preset's FLOPs per image and a projection of its 500 epochs on an H100-class GPU.
 
+``--only trainer`` / ``--only hand`` times one loop alone in its process: alternating such processes
+compares the loops without the interaction that sharing a process adds (benchmarks/README.md).
+
 ``--real`` uses the LFW mirror (``$CMMKIT_DATA`` or ../shared/data) instead of random pixels.
 ``--set KEY=VALUE`` (repeatable) changes the trainer's config only, e.g. ``--set
 train.speed.autocast=off`` to time the trainer in float32 where the preset autocasts; the
@@ -185,6 +188,9 @@ def main() -> None:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--real", action="store_true", help="use the real LFW mirror")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the trainer's config only")
+    ap.add_argument("--only", choices=["trainer", "hand"],
+                    help="time one loop alone in this process (no alternation, no warm-up by the other loop); "
+                         "run it for each loop in turn in separate processes to compare them without interaction")
     args = ap.parse_args()
     config = build_config("lfw_faces_attrs", preset=args.preset, sets=[f"train.device={args.device}", *args.set])
     device = pick_device(args.device)
@@ -199,6 +205,13 @@ def main() -> None:
     flops = step_flops(config, data, device)
     print(f"step: {flops / 1e9:.2f} GFLOP per batch of {bs} ({flops / bs / 1e6:.0f} MFLOP per image, "
           "forward + backward)")
+    if args.only:
+        loop = cmmkit_loop if args.only == "trainer" else hand_loop
+        loop(data, config, device)  # warm-up, by the same loop
+        rates = [n / loop(data, config, device).cpu for _ in range(args.rounds)]
+        print(f"only {args.only}: {' '.join(f'{r:.1f}' for r in rates)} img/s per CPU-second, "
+              f"median {statistics.median(rates):.1f}; load average {os.getloadavg()[0]:.1f}")
+        return
     hand_loop(data, config, device)  # warm-up (allocator, oneDNN primitives)
     ours, ref, peaks = [], [], []
     for r in range(args.rounds):
