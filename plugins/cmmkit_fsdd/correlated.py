@@ -18,7 +18,7 @@ autoregressive likelihood. The mean is still mu (the innovations have mean zero)
 unchanged; a sample filters the innovations through the recursion, so its deviations drift
 smoothly over frames instead of flickering. rho starts at 0 (the plain factorised density).
 
-Measured (docs/pairs/fsdd_digits_speech.md, sixth round): on the default preset it raises the test
+Measured (docs/pairs/fsdd_digits_speech.md, sixth round): on that round's default (sf-r1) it raises the test
 bound by ~2,600 nats but ruins the mean. A smooth misfit of mu costs only its innovations, so mu
 stops being a spectrogram (residual rms in speech bins 0.53, against 0.29-0.31 at lower variance
 ceilings) and noise 0 falls from ~0.90 to 0.44 on the speech judge. Not the default; kept as an

@@ -2,10 +2,10 @@
 
 ``digit_accuracy`` (``cmmkit evaluate --judge JUDGE``) scores what users get: speech generated from
 the split's conditions goes through the pair's own vocoder path (``to_user``: inverse mel scale and
-Griffin-Lim), is written as 16-bit WAV files exactly as ``cmmkit generate -o x.wav`` writes them,
+Griffin-Lim, or the source-filter vocoder of a pitched run such as the CMMA default), is written as 16-bit WAV files exactly as ``cmmkit generate -o x.wav`` writes them,
 read back, and judged by the ``speech_judge`` (:mod:`cmmkit_fsdd.listener`), whose analysis the
 model never sees. Beside it, the ceilings: the real recordings, and the real recordings passed
-through cmmkit's analysis and Griffin-Lim.
+through cmmkit's analysis and the run's vocoder.
 
 ``digit_classifier`` is the earlier judge: the x modality's conv encoder on cmmkit's own log-mel
 features. It rewarded prototype spectrograms no listener would recognise (docs/pairs/
@@ -51,7 +51,7 @@ class DigitClassifier(Classifier):
 #: what is judged: name -> (noise_scale, output_noise) of generation; None for the real recordings
 KINDS: dict[str, tuple[float, float] | None] = {
     "real": None,  # the split's recordings (ceiling)
-    "vocoded": None,  # the recordings through cmmkit's analysis + Griffin-Lim (the vocoder's ceiling)
+    "vocoded": None,  # the recordings through cmmkit's analysis + the run's vocoder (the vocoder's ceiling)
     "generated": (0.0, 0.0),  # noise 0: z at the prior mean, the decoder's mean
     "sampled": (1.0, 1.0),  # noise 1: z sampled and the decoder's own noise
     "sampled_z": (1.0, 0.0),  # z sampled, the decoder's mean at it

@@ -25,8 +25,8 @@ channels of a 1-D signal over time; that is what this module does:
 Measured (docs/pairs/fsdd_digits_speech.md): the time-positional latent generated worse speech than
 the 2-D decoder in 30 epochs (prior samples fall far from the data with 226 active dimensions); the
 Laplace likelihood raised the test bound by about 2,000 nats at the same speech accuracy; with the
-variance in [e^-6, e^-4] it is the default preset's likelihood for CMMA (bound 8,029 nats, noise-1
-speech 0.54 instead of 0.40).
+variance in [e^-6, e^-4] it became the CMMA default in the second round (bound 8,029 nats, noise-1
+speech 0.54 instead of 0.40); the CMMA default now keeps the variance in [e^-8, e^-6].
 """
 
 from __future__ import annotations
