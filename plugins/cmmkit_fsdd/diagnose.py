@@ -44,21 +44,16 @@ from typing import Any
 
 import torch
 
-from cmmkit_fsdd import timing
+from cmmkit_fsdd import timing, wav
 from cmmkit_fsdd.pitch import synthesise
 
 LOW_BANDS = 20  # mel bands 0-19: 0-~700 Hz, where a 100-250 Hz voice's harmonics are resolved
 
 
-def _as_16_bit(audio: torch.Tensor) -> torch.Tensor:
-    """Waveforms rounded to 16-bit samples, as a WAV file stores them."""
-    return (audio.clamp(-1, 1) * 32767).round() / 32768
-
-
 def judge_audio(run: Any, listener: Any, audio: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(digit, speaker) accuracy of the speech judge on waveforms (B, samples), first rounded to 16-bit
     samples as a WAV file stores them (speaker nan when y has no speaker)."""
-    digit_logits, speaker_logits = listener.logits(_as_16_bit(audio))
+    digit_logits, speaker_logits = listener.logits(wav.as_16_bit(audio))
     digit = float((digit_logits.argmax(-1) == run.y.digit_class(y)).float().mean())
     speaker = float((speaker_logits.argmax(-1) == run.y.speaker_class(y)).float().mean()) if speaker_logits is not None \
         and run.y.with_speaker else float("nan")
@@ -134,7 +129,7 @@ def diagnose(run: Any, listener: Any, data: Any, split: str = "test", seed: int 
                 "time-normalised frames (stretched speech, no silence): not comparable with an absolute-time run's")
     prior_mean = dec.generate(p.mu, 0.0)
     audio = torch.stack([s.waveform for s in x_mod.to_user(prior_mean)])
-    judged = listener.logits(_as_16_bit(audio))[0].argmax(-1)
+    judged = listener.logits(wav.as_16_bit(audio))[0].argmax(-1)
     digit = run.y.digit_class(y)
     speaker = run.y.speaker_class(y) if run.y.with_speaker else torch.zeros_like(digit)
     wrong = sorted({(int(d), int(s), int(j)) for d, s, j in zip(digit, speaker, judged) if d != j})

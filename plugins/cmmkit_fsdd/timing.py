@@ -31,13 +31,17 @@ SILENCE = 2.0 / 32768
 TRAILING_DB = 60.0
 
 
+def _last_true(mask: torch.Tensor) -> torch.Tensor:
+    """(B, n) bool -> (B,) long: the index of each row's last True, -1 where there is none."""
+    index = torch.arange(mask.shape[1], device=mask.device)
+    return torch.where(mask, index, -1).amax(1)
+
+
 def speech_frames(waveforms: torch.Tensor, frames: int = wav.FRAMES) -> torch.Tensor:
     """(B, samples) -> (B,) long: frames up to and including the one centred past the last sample
     above :data:`SILENCE`, in [MIN_FRAMES, frames] (FSDD's recordings are trimmed, and the loader pads
     them with exact zeros)."""
-    loud = waveforms.abs() > SILENCE
-    last = loud.shape[1] - 1 - loud.flip(1).int().argmax(1)
-    last = torch.where(loud.any(1), last, torch.zeros_like(last))
+    last = _last_true(waveforms.abs() > SILENCE).clamp_min(0)
     return (last // wav.HOP + 2).clamp(MIN_FRAMES, frames)
 
 
@@ -49,14 +53,10 @@ def trim_trailing_sound(waveforms: torch.Tensor, below_db: float = TRAILING_DB) 
     exact zeros. Returns (waveforms, (B,) seconds of sound removed)."""
     b, n = waveforms.shape[0], waveforms.shape[1] // wav.HOP
     rms = waveforms[:, : n * wav.HOP].reshape(b, n, wav.HOP).square().mean(-1).sqrt()
-    loud = rms > rms.amax(1, keepdim=True) * 10 ** (-below_db / 20)
-    end = (n - loud.flip(1).int().argmax(1)) * wav.HOP  # the first sample after the last loud hop
-    end = torch.where(loud.any(1), end, torch.zeros_like(end))
-    index = torch.arange(waveforms.shape[1], device=waveforms.device)
-    keep = index < end.unsqueeze(1)
-    cut = (waveforms.abs() > SILENCE) & ~keep  # non-silent samples after the end
-    last_cut = torch.where(cut, index, -1).amax(1)
-    seconds = torch.where(cut.any(1), last_cut + 1 - end, torch.zeros_like(end)).float() / wav.SAMPLE_RATE
+    end = (_last_true(rms > rms.amax(1, keepdim=True) * 10 ** (-below_db / 20)) + 1) * wav.HOP  # past the last loud hop
+    keep = torch.arange(waveforms.shape[1], device=waveforms.device) < end.unsqueeze(1)
+    last_cut = _last_true((waveforms.abs() > SILENCE) & ~keep)  # the last non-silent sample removed
+    seconds = (last_cut + 1 - end).clamp_min(0).float() / wav.SAMPLE_RATE
     return torch.where(keep, waveforms, torch.zeros_like(waveforms)), seconds
 
 

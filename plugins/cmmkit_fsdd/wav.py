@@ -53,9 +53,19 @@ def read_wav(source: str | Path | IO[bytes], name: str | None = None, *, rate: i
     return torch.frombuffer(bytearray(data), dtype=torch.int16).float() / 32768.0
 
 
+def as_16_bit(samples: torch.Tensor) -> torch.Tensor:
+    """Float samples as a 16-bit WAV file stores them and :func:`read_wav` reads them back (same device)."""
+    return _pcm(samples) / 32768.0
+
+
+def _pcm(samples: torch.Tensor) -> torch.Tensor:
+    """Float samples in [-1, 1] -> the 16-bit integer values, still as floats."""
+    return (samples.float().clamp(-1.0, 1.0) * 32767.0).round()
+
+
 def write_wav(path: Path, samples: torch.Tensor, rate: int = SAMPLE_RATE) -> Path:
     """Write float samples in [-1, 1] as a 16-bit mono WAV (atomically). Returns ``path``."""
-    pcm = (samples.detach().cpu().float().clamp(-1.0, 1.0) * 32767.0).round().to(torch.int16)
+    pcm = _pcm(samples.detach().cpu()).to(torch.int16)
     with atomic_write(Path(path), "wb") as handle, wave.open(handle, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(SAMPLE_WIDTH)
