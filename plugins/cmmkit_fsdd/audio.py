@@ -133,11 +133,16 @@ class LogMelModality(Modality):
             return x
         mean, std = self._length_stats()
         rows, frames = self.mels + PITCH_ROWS, x.shape[-1]
-        if self._silence is None:  # the prepared value of a silent frame (pitch tracking: done once)
-            self._silence = self.prepare_absolute(torch.zeros(1, int(self.info["num_samples"])))[0, :, -1]
-        silence = self._silence.to(x.device)
         lengths = timing.lengths_of(x[:, rows], mean, std, frames)
-        return timing.to_lengths(x[:, :rows].float(), lengths, silence, nearest_rows=(self.mels + 1,))
+        return timing.to_lengths(x[:, :rows].float(), lengths, self.silent_frame.to(x.device),
+                                 nearest_rows=(self.mels + 1,))
+
+    @property
+    def silent_frame(self) -> torch.Tensor:
+        """(rows,) the prepared absolute-time value of a silent frame (a pitch track: computed once)."""
+        if self._silence is None:
+            self._silence = self.prepare_absolute(torch.zeros(1, int(self.info["num_samples"])))[0, :, -1]
+        return self._silence
 
     def _pitch_stats(self) -> tuple[float, float]:
         if "log_f0_mean" not in self.info:
