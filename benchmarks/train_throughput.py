@@ -1,39 +1,47 @@
 """The cmmkit trainer against a minimal hand-written PyTorch loop, and the step against the CPU's peak.
 
-    OMP_NUM_THREADS=1 python benchmarks/train_throughput.py [--images 1280] [--rounds 4] [--real]
+    OMP_NUM_THREADS=1 python benchmarks/train_throughput.py [--real] [--images 1280] [--rounds 3] [--pairs 4]
 
 Both loops train the same CMMA network (the LFW pair's default preset) with the same optimizer
 class and learning rate, batch size and in-memory uint8 data: the trainer with cmmkit's defaults
-(``train.speed``: fused Adam, ...), the hand-written loop as a user would write it (index,
-dequantize, encode, sample, decode, the loss inline with torch.distributions, plain
-``torch.optim.Adam``). Rounds alternate (A B, then B A) so a shared machine's drift hits both.
-Printed, all measured in this run:
+(``train.speed``: fused Adam, glibc's heap kept for the next step, ...), the hand-written loop as a
+user would write it (index, dequantize, encode, sample, decode, the loss inline with
+torch.distributions, plain ``torch.optim.Adam``).
 
-- images/s of each loop per round, by wall clock and by this process's CPU time (robust to other
-  jobs on a loaded machine), and the ratio of medians (target >= 1.0);
+By default each loop runs alone in its own process (a warm-up epoch, then ``--rounds`` timed
+epochs), in alternating pairs of processes (trainer then hand-written, then the other way round),
+because the trainer's allocator setting (``train.speed.reuse_freed_memory``) is process-wide: in a
+shared process it would speed up the hand-written loop as well. Printed, all measured in this run:
+
+- images/s per CPU-second of this process (robust to other jobs on a shared machine) and by wall
+  clock, per pair, and the ratio trainer / hand-written per pair and its median (target >= 1.0);
+- minor page faults per step of each loop (what the allocator setting removes);
 - the training step's FLOPs (``torch.utils.flop_counter.FlopCounterMode``: convolutions and
-  matmuls, forward and backward) and its achieved FLOP/s as a fraction of the matmul peak
-  (a 1024^3 sgemm, best of 10) measured after every round the same way (wall and CPU time);
-- peak resident memory, split into anonymous (copied) and file-backed (mapped) pages, and with
-  ``--real`` whether the training faces are the memory-mapped LFW cache (not a copy);
+  matmuls, forward and backward) and its achieved FLOP/s as a fraction of the matmul peak (a
+  1024^3 sgemm, best of 10) measured in the trainer's process;
+- peak resident memory of each process, and with ``--real`` whether the training faces are the
+  memory-mapped LFW cache (not a copy);
 - the paper preset's FLOPs per image and a projection of its 500 epochs on an H100-class GPU.
 
-``--only trainer`` / ``--only hand`` times one loop alone in its process: alternating such processes
-compares the loops without the interaction that sharing a process adds (benchmarks/README.md).
+``--in-process`` runs both loops in one process, alternating rounds (A B, then B A): it compares
+the loops' code with the allocator equal. ``--hand-heap`` gives the hand-written process the
+trainer's allocator setting, to show what the setting alone is worth.
 
 ``--real`` uses the LFW mirror (``$CMMKIT_DATA`` or ../shared/data) instead of random pixels.
 ``--set KEY=VALUE`` (repeatable) changes the trainer's config only, e.g. ``--set
-train.speed.autocast=off`` to time the trainer in float32 where the preset autocasts; the
-hand-written loop stays a float32 eager loop. When the trainer autocasts to bf16, the bf16 matmul
-peak is measured and printed as well.
+train.speed.autocast=auto`` to time the trainer in bf16; the hand-written loop stays a float32
+eager loop. With ``--in-process`` and an autocasting trainer the bf16 matmul peak is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +55,7 @@ from cmmkit.pair import PairData, TensorPairDataset
 from cmmkit.runs import build_model
 from cmmkit.training.optim import pick_device
 from cmmkit.training.rundir import RunDir
+from cmmkit.training.speed import autocast_dtype
 from cmmkit.training.trainer import Trainer
 
 H100 = {"bf16 dense": 989e12, "tf32 dense": 495e12, "fp32": 67e12}  # SXM datasheet peaks, FLOP/s
@@ -180,38 +189,83 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=1280, help="training images per timed epoch")
-    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds (median reported)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--preset", default="default")
-    ap.add_argument("--real", action="store_true", help="use the real LFW mirror")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the trainer's config only")
-    ap.add_argument("--only", choices=["trainer", "hand"],
-                    help="time one loop alone in this process (no alternation, no warm-up by the other loop); "
-                         "run it for each loop in turn in separate processes to compare them without interaction")
-    args = ap.parse_args()
-    config = build_config("lfw_faces_attrs", preset=args.preset, sets=[f"train.device={args.device}", *args.set])
-    device = pick_device(args.device)
-    from cmmkit.training.speed import autocast_dtype
+def child(args: argparse.Namespace, config, device) -> None:
+    """One loop alone in this process (``--only``): a warm-up epoch, then ``--rounds`` timed ones;
+    the last line is JSON for the parent."""
+    if args.only == "hand" and args.hand_heap:
+        from cmmkit.training import heap
 
+        heap.apply(device, "on")  # the trainer's allocator setting, given to the hand-written loop too
+    data = make_data(args.images, args.real)
+    loop = cmmkit_loop if args.only == "trainer" else hand_loop
+    loop(data, config, device)  # warm-up, by the same loop
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    clocks = [loop(data, config, device) for _ in range(args.rounds)]
+    steps = args.rounds * -(-args.images // config.train.batch_size)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps
+    out = {"loop": args.only, "cpu": [args.images / c.cpu for c in clocks],
+           "wall": [args.images / c.wall for c in clocks], "faults_per_step": faults,
+           "peak_rss_mib": memory()["peak"], "load": os.getloadavg()[0]}
+    if args.only == "trainer":  # after the timing: the hand-written process never builds a Trainer
+        out["flops"] = step_flops(config, data, device)
+        out["peak"] = matmul_peak(device)
+        out["mapped"] = mapped_file(data.splits["train"].x) if args.real else None
+    print(f"only {args.only}: {' '.join(f'{r:.1f}' for r in out['cpu'])} img/s per CPU-second, median "
+          f"{statistics.median(out['cpu']):.1f}; {faults:.0f} minor page faults per step; peak RSS "
+          f"{out['peak_rss_mib']:.0f} MiB; load average {out['load']:.1f}", flush=True)
+    print(json.dumps(out))
+
+
+def isolated(args: argparse.Namespace, config, device) -> None:
+    """The default: each loop alone in its own process, alternating (T H, then H T, ...), because
+    cmmkit's allocator setting (``train.speed.reuse_freed_memory``) is process-wide and would
+    otherwise speed up the hand-written loop that shares the trainer's process."""
+    base = [sys.executable, __file__, "--images", str(args.images), "--rounds", str(args.rounds),
+            "--device", args.device, "--preset", args.preset, *(["--real"] if args.real else []),
+            *(["--hand-heap"] if args.hand_heap else []), *(a for kv in args.set for a in ("--set", kv))]
+    runs: dict[str, list[dict]] = {"trainer": [], "hand": []}
+    for p in range(args.pairs):
+        for loop in (("trainer", "hand") if p % 2 == 0 else ("hand", "trainer")):
+            done = subprocess.run([*base, "--only", loop], capture_output=True, text=True, check=False)
+            if done.returncode:
+                raise SystemExit(f"the {loop} process failed:\n{done.stderr[-3000:]}")
+            runs[loop].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        t, h = runs["trainer"][-1], runs["hand"][-1]
+        mt, mh = statistics.median(t["cpu"]), statistics.median(h["cpu"])
+        print(f"pair {p + 1}: trainer {mt:6.1f} img/cpu-s ({t['faults_per_step']:.0f} faults/step)   hand-written "
+              f"{mh:6.1f} ({h['faults_per_step']:.0f} faults/step)   ratio {mt / mh:.3f}   load average "
+              f"{max(t['load'], h['load']):.1f}", flush=True)
+    med = statistics.median
+    ratios = [med(t["cpu"]) / med(h["cpu"]) for t, h in zip(runs["trainer"], runs["hand"])]
+    wall = [med(t["wall"]) / med(h["wall"]) for t, h in zip(runs["trainer"], runs["hand"])]
+    print(f"trainer / hand-written, per pair of processes (CPU time): {' '.join(f'{r:.3f}' for r in ratios)}; "
+          f"median {med(ratios):.3f} (by wall clock {med(wall):.3f}); target >= 1.0")
+    t = runs["trainer"][0]
+    flops, (pw, pc) = t["flops"], t["peak"]
+    bs = config.train.batch_size
+    per_s = med(r for tr in runs["trainer"] for r in tr["cpu"]) / bs * flops
+    hand_s = med(r for hr in runs["hand"] for r in hr["cpu"]) / bs * flops
+    print(f"step: {flops / 1e9:.2f} GFLOP per batch of {bs}; trainer {per_s / 1e9:.1f} GFLOP/s = {per_s / pc:.0%} of "
+          f"the matmul peak {pc / 1e9:.0f} GFLOP/s (CPU time; wall peak {pw / 1e9:.0f}); hand-written "
+          f"{hand_s / pc:.0%}; target >= 60%")
+    print("peak RSS: trainer " + ", ".join(f"{r['peak_rss_mib']:.0f}" for r in runs["trainer"]) + " MiB; hand-written "
+          + ", ".join(f"{r['peak_rss_mib']:.0f}" for r in runs["hand"]) + " MiB")
+    if args.real:
+        where = t["mapped"]
+        print(f"LFW training faces: {'memory-mapped from ' + where if where else 'a COPY in anonymous memory'}")
+    project_paper(per_s)
+
+
+def in_process(args: argparse.Namespace, config, device) -> None:
+    """``--in-process``: both loops in this process, alternating rounds. The trainer's process-wide
+    allocator setting then applies to the hand-written loop too, so this compares the loops' code
+    with the allocator equal."""
     low = autocast_dtype(device, config.train.speed)
     data = make_data(args.images, args.real)
     n, bs = args.images, config.train.batch_size
-    print(f"device={device} threads={torch.get_num_threads()} batch={bs} images/epoch={n} preset={args.preset} "
-          f"data={'LFW mirror' if args.real else 'random uint8'} trainer autocast={low or 'off (float32)'} "
-          f"sets={args.set} load average {os.getloadavg()[0]:.1f}")
     flops = step_flops(config, data, device)
     print(f"step: {flops / 1e9:.2f} GFLOP per batch of {bs} ({flops / bs / 1e6:.0f} MFLOP per image, "
           "forward + backward)")
-    if args.only:
-        loop = cmmkit_loop if args.only == "trainer" else hand_loop
-        loop(data, config, device)  # warm-up, by the same loop
-        rates = [n / loop(data, config, device).cpu for _ in range(args.rounds)]
-        print(f"only {args.only}: {' '.join(f'{r:.1f}' for r in rates)} img/s per CPU-second, "
-              f"median {statistics.median(rates):.1f}; load average {os.getloadavg()[0]:.1f}")
-        return
     hand_loop(data, config, device)  # warm-up (allocator, oneDNN primitives)
     ours, ref, peaks = [], [], []
     for r in range(args.rounds):
@@ -246,13 +300,47 @@ def main() -> None:
     if args.real:
         where = mapped_file(data.splits["train"].x)
         print(f"LFW training faces: {'memory-mapped from ' + where if where else 'a COPY in anonymous memory'}")
+    project_paper(total / cc)
+
+
+def project_paper(flop_per_s: float) -> None:
+    """The paper preset's FLOPs per image, and its 500 epochs here and on an H100 (a projection)."""
     paper = build_config("lfw_faces_attrs", preset="paper", sets=["train.device=cpu"])
-    pf = step_flops(paper, data, torch.device("cpu")) / paper.train.batch_size
+    pf = step_flops(paper, make_data(paper.train.batch_size, False), torch.device("cpu")) / paper.train.batch_size
     work = pf * paper.pair.train_size * paper.train.epochs
     print(f"paper preset: {pf / 1e9:.2f} GFLOP per image; 500 epochs x {paper.pair.train_size} images = "
-          f"{work / 1e15:.1f} PFLOP: on this CPU at {total / cc / 1e9:.0f} GFLOP/s {work / (total / cc) / 3600:.1f} h "
+          f"{work / 1e15:.1f} PFLOP: on this CPU at {flop_per_s / 1e9:.0f} GFLOP/s {work / flop_per_s / 3600:.1f} h "
           "of one core; on an H100 (no GPU lent to this task: a projection) " + ", ".join(
               f"{work / (0.4 * v) / 60:.1f} min at 40% of {k} peak" for k, v in H100.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=1280, help="training images per timed epoch")
+    ap.add_argument("--rounds", type=int, default=3, help="timed epochs per process (median reported); "
+                    "with --in-process: alternating rounds")
+    ap.add_argument("--pairs", type=int, default=4, help="alternating pairs of processes (trainer, hand-written)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--real", action="store_true", help="use the real LFW mirror")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the trainer's config only")
+    ap.add_argument("--in-process", action="store_true",
+                    help="both loops in this one process, alternating rounds (the allocator setting then applies "
+                         "to both: compares the loops' code alone)")
+    ap.add_argument("--hand-heap", action="store_true",
+                    help="give the hand-written loop's process the trainer's allocator setting too")
+    ap.add_argument("--only", choices=["trainer", "hand"], help=argparse.SUPPRESS)  # a child process
+    args = ap.parse_args()
+    config = build_config("lfw_faces_attrs", preset=args.preset, sets=[f"train.device={args.device}", *args.set])
+    device = pick_device(args.device)
+    if args.only:
+        return child(args, config, device)
+    low = autocast_dtype(device, config.train.speed)
+    print(f"device={device} threads={torch.get_num_threads()} batch={config.train.batch_size} "
+          f"images/epoch={args.images} preset={args.preset} data={'LFW mirror' if args.real else 'random uint8'} "
+          f"trainer autocast={low or 'off (float32)'} sets={args.set} "
+          f"{'in one process' if args.in_process else 'one process per loop'} load average {os.getloadavg()[0]:.1f}")
+    (in_process if args.in_process else isolated)(args, config, device)
 
 
 if __name__ == "__main__":

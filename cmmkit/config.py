@@ -91,6 +91,9 @@ class SpeedConfig(_Strict):
         "in float32 silently")
     tf32: bool = Field(True, description="TF32 matmuls and convolutions on CUDA (Ampere and newer)")
     pin_memory: bool = Field(True, description="page-locked batches copied with non_blocking=True on CUDA")
+    reuse_freed_memory: Literal["auto", "on", "off"] = Field(
+        "auto", description="keep freed tensor memory in glibc's heap for the next step instead of unmapping it "
+        "(auto: on CPU; no page faults per step; process-wide, cannot be undone in the process)")
 
 
 class TrainConfig(_Strict):
