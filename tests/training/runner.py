@@ -24,7 +24,11 @@ def train_args(fx: dict, out: Path, epochs: int, *extra: str) -> list[str]:
 
 
 def env(cache: Path, fault: str | None = None) -> dict[str, str]:
-    e = {**os.environ, "OMP_NUM_THREADS": "1", "CMMKIT_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    """One thread for every library, as the in-process reference runs take with
+    ``torch.set_num_threads(1)``: an inherited ``MKL_NUM_THREADS=2`` made MKL's matmuls sum in another
+    order in the subprocesses only, and the weights differed from the reference's by 1e-7."""
+    e = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CMMKIT_CACHE": str(cache),
+         "PYTHONUNBUFFERED": "1"}
     e.pop("CMMKIT_FAULT_KILL", None)
     if fault:
         e["CMMKIT_FAULT_KILL"] = fault
@@ -61,6 +65,14 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoint.safetensors")[0]
 
 
-def same_weights(a: Path, b: Path) -> bool:
+def weight_differences(a: Path, b: Path) -> dict[str, str]:
+    """The tensors whose values differ between two runs' checkpoints, with how far and where (empty:
+    equal bit for bit), so a failed equality says which weights moved and by how much."""
     wa, wb = weights(a), weights(b)
-    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    out = {k: "missing in one run" for k in wa.keys() ^ wb.keys()}
+    for k in wa.keys() & wb.keys():
+        if not torch.equal(wa[k], wb[k]):
+            d = (wa[k].double() - wb[k].double()).abs()
+            out[k] = f"{int((d > 0).sum())}/{d.numel()} differ, max {float(d.max()):.3g}"
+    return out
+
