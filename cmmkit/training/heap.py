@@ -7,8 +7,8 @@ freed; below the threshold it keeps freed blocks in its heap unless more than th
 lies free at the heap's top. Both thresholds move by themselves as blocks come and go, so which
 activations are mapped afresh every step depends on the order of earlier allocations: measured on
 the LFW default CMMA, a step took 600-6,300 minor page faults (the kernel zeroing and mapping every
-page of a fresh block), and the same process ran at ~212 or ~235 images/s depending on it
-(benchmarks/README.md, "The allocator").
+page of a fresh block), and the same step ran at ~212 or ~235 images/s from one process to the
+next (docs/training.md, "The allocator"; figures in benchmarks/README.md).
 
 :func:`apply` fixes both thresholds once, as jemalloc/tcmalloc setups for PyTorch on CPU do by
 default: blocks up to :data:`KEEP` come from the heap and freed memory stays there, up to
