@@ -52,8 +52,9 @@ def child(args: argparse.Namespace) -> None:
         f0, c0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
         for b in batches[3:]:
             trainer.train_step(b)
-        cpu = (time.process_time() - c0) / args.steps
-        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / args.steps
+        timed = len(batches) - 3  # fewer than --steps when the epoch is shorter
+        cpu = (time.process_time() - c0) / timed
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / timed
     print(json.dumps({"cpu_ms": cpu * 1e3, "faults": faults,
                       "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -68,6 +69,8 @@ def main() -> None:
                     help="config changes for both, e.g. pair.attributes_file=lfw_attributes_binarized.txt")
     ap.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.pairs < 1 or args.steps < 1:
+        ap.error("--pairs and --steps must be at least 1")
     if args.child:
         return child(args)
     print(f"{args.pair} / {args.model}: {args.steps} steps per process, threads {torch.get_num_threads()}, "

@@ -199,7 +199,7 @@ def child(args: argparse.Namespace, config, device) -> None:
     data = make_data(args.images, args.real)
     loop = cmmkit_loop if args.only == "trainer" else hand_loop
     loop(data, config, device)  # warm-up, by the same loop
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt  # the faults counted include each epoch's model set-up
     clocks = [loop(data, config, device) for _ in range(args.rounds)]
     steps = args.rounds * -(-args.images // config.train.batch_size)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps
@@ -331,6 +331,11 @@ def main() -> None:
                     help="give the hand-written loop's process the trainer's allocator setting too")
     ap.add_argument("--only", choices=["trainer", "hand"], help=argparse.SUPPRESS)  # a child process
     args = ap.parse_args()
+    if args.pairs < 1 or args.rounds < 1 or args.images < 1:
+        ap.error("--pairs, --rounds and --images must be at least 1")
+    if args.hand_heap and args.in_process:
+        ap.error("--hand-heap gives the hand-written loop's own process the setting; with --in-process both loops "
+                 "share the trainer's process, which has it already")
     config = build_config("lfw_faces_attrs", preset=args.preset, sets=[f"train.device={args.device}", *args.set])
     device = pick_device(args.device)
     if args.only:

@@ -17,7 +17,7 @@ from cmmkit.errors import ConfigError
 #: (its saved state). Optimizer hyperparameters are written into the restored optimizer.
 MAY_CHANGE_ON_RESUME = (
     "train.epochs", "train.device", "train.grid_examples", "train.tensorboard", "train.checkpoint_every_minutes",
-    "train.warmup_steps", "train.lr_schedule", "train.min_lr_fraction", "train.decay_fraction", "train.grad_clip_norm", "train.optimizer.lr", "train.optimizer.kwargs*", "train.group_optimizers*", "data.data_dir", "data.download",
+    "train.warmup_steps", "train.lr_schedule", "train.min_lr_fraction", "train.decay_fraction", "train.grad_clip_norm", "train.speed.reuse_freed_memory", "train.optimizer.lr", "train.optimizer.kwargs*", "train.group_optimizers*", "data.data_dir", "data.download",
 )
 
 

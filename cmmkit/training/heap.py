@@ -6,14 +6,15 @@ serves a block above its *mmap threshold* with a fresh ``mmap`` and returns it w
 freed; below the threshold it keeps freed blocks in its heap unless more than the *trim threshold*
 lies free at the heap's top. Both thresholds move by themselves as blocks come and go, so which
 activations are mapped afresh every step depends on the order of earlier allocations: measured on
-the LFW default CMMA, a step took 600-6,300 minor page faults (the kernel zeroing and mapping every
+the LFW default CMMA, a step took 600-7,700 minor page faults (the kernel zeroing and mapping every
 page of a fresh block), and the same step ran at ~212 or ~235 images/s from one process to the
 next (docs/training.md, "The allocator"; figures in benchmarks/README.md).
 
 :func:`apply` fixes both thresholds once, as jemalloc/tcmalloc setups for PyTorch on CPU do by
 default: blocks up to :data:`KEEP` come from the heap and freed memory stays there, up to
-:data:`KEEP` free at its top, for the next step to reuse. A step then takes no page faults at all,
-and the peak resident memory is the same (measured: 964 vs 972 MiB). It changes no value computed.
+:data:`KEEP` free at its top, for the next step to reuse. A step then takes almost no page faults
+(the LFW default: 40-140 per step against 1,500-7,700), and the peak resident memory did not grow
+(benchmarks/README.md). It changes no value computed.
 The settings are process-wide and cannot be undone (glibc has no call that restores its moving
 thresholds), which is why the benchmarks compare it in separate processes.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import platform
 from collections.abc import Callable
 
@@ -35,8 +37,13 @@ _M_MMAP_THRESHOLD = -3
 KEEP = 1 << 30
 """Bytes: blocks up to this size come from the heap, and up to this much may lie free at its top
 (1 GiB, below the C ``int`` that ``mallopt`` takes)."""
+KEEP_OLD_GLIBC = 32 << 20
+"""The largest mmap threshold glibc before 2.35 accepts (half its 64 MiB heap size): enough for the
+6-8 MB activations of the default presets."""
+#: environment variables by which a user sets glibc's malloc policy: ``auto`` then leaves it to them
+USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
-_applied = False
+_state: dict[str, int | None] = {"keep": None, "tried": 0}
 
 
 def wanted(device: torch.device, setting: str) -> bool:
@@ -46,27 +53,42 @@ def wanted(device: torch.device, setting: str) -> bool:
 
 def apply(device: torch.device, setting: str) -> bool:
     """Fix glibc malloc's thresholds for this process when ``setting`` asks for it on ``device``.
-    Returns whether they are fixed now. Elsewhere than glibc (musl, macOS, Windows) there is
-    nothing to set: ``auto`` says nothing, ``on`` warns."""
-    global _applied
+    Returns whether they are fixed now. ``auto`` says nothing where it does nothing: elsewhere than
+    glibc (musl, macOS, Windows), or where the user set glibc's malloc policy in the environment
+    (:data:`USER_SETTINGS`, ``GLIBC_TUNABLES`` with ``glibc.malloc``); ``on`` warns where it can't."""
     if not wanted(device, setting):
         return False
-    if _applied:
-        return True
+    if _state["keep"] or (_state["tried"] and setting == "auto"):
+        return bool(_state["keep"])
+    _state["tried"] = 1
+    if setting == "auto" and _user_policy():
+        log.debug("train.speed.reuse_freed_memory=auto: glibc's malloc is set in the environment (%s); left as it is",
+                  _user_policy())
+        return False
     mallopt = _glibc_mallopt()
     if mallopt is None:
         if setting == "on":
             log.warning("train.speed.reuse_freed_memory=on: this C library (%s) is not glibc, so there is "
                         "nothing to set; its own allocator policy applies", platform.libc_ver()[0] or "unknown")
         return False
-    if mallopt(_M_MMAP_THRESHOLD, KEEP) != 1 or mallopt(_M_TRIM_THRESHOLD, KEEP) != 1:
-        log.warning("train.speed.reuse_freed_memory: glibc refused mallopt(%d); its moving thresholds stay",
-                    KEEP)
-        return False
-    _applied = True
-    log.debug("glibc malloc: blocks up to %d MiB come from the heap and freed memory stays there for the next "
-              "step (train.speed.reuse_freed_memory)", KEEP >> 20)
-    return True
+    for keep in (KEEP, KEEP_OLD_GLIBC):  # glibc < 2.35 refuses an mmap threshold above 32 MiB
+        if mallopt(_M_MMAP_THRESHOLD, keep) == 1 and mallopt(_M_TRIM_THRESHOLD, keep) == 1:
+            _state["keep"] = keep
+            log.debug("glibc malloc: blocks up to %d MiB come from the heap and freed memory stays there for the "
+                      "next step (train.speed.reuse_freed_memory)", keep >> 20)
+            return True
+    if setting == "on":
+        log.warning("train.speed.reuse_freed_memory=on: glibc refused mallopt(M_MMAP_THRESHOLD, %d) and (%d); its "
+                    "moving thresholds stay", KEEP, KEEP_OLD_GLIBC)
+    return False
+
+
+def _user_policy() -> str:
+    """The environment variables by which the user set glibc's malloc policy ('' when none)."""
+    found = [name for name in USER_SETTINGS if name in os.environ]
+    if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        found.append("GLIBC_TUNABLES")
+    return ", ".join(found)
 
 
 def _glibc_mallopt() -> Callable[[int, int], int] | None:

@@ -75,4 +75,3 @@ def weight_differences(a: Path, b: Path) -> dict[str, str]:
             d = (wa[k].double() - wb[k].double()).abs()
             out[k] = f"{int((d > 0).sum())}/{d.numel()} differ, max {float(d.max()):.3g}"
     return out
-

@@ -9,6 +9,7 @@ import logging
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,10 @@ from cmmkit.training import heap
 
 glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                            reason="glibc's malloc only (the setting does nothing elsewhere)")
+_THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+small_pages = pytest.mark.skipif(_THP.exists() and "[always]" in _THP.read_text(),
+                                 reason="transparent huge pages are always on: fresh mappings fault in 2 MiB pages, "
+                                        "so the page counts below do not apply")
 
 # A step's activations, 36-48 MB each: above glibc's largest self-set mmap threshold (32 MiB on
 # 64-bit), so without the setting every one is a fresh mapping whose pages all fault on first touch
@@ -45,6 +50,7 @@ def _child(device: str, setting: str) -> dict:
 
 
 @glibc
+@small_pages
 def test_freed_blocks_are_reused_without_page_faults():
     off = _child("cpu", "off")
     on = _child("cpu", "auto")
@@ -70,9 +76,24 @@ def test_wanted(device, setting, expected):
     assert heap.wanted(torch.device(device), setting) is expected
 
 
-def test_on_without_glibc_warns_and_does_nothing(monkeypatch, caplog):
-    monkeypatch.setattr(heap, "_applied", False)
-    monkeypatch.setattr(heap, "_glibc_mallopt", lambda: None)
+@pytest.fixture
+def fresh(monkeypatch):
+    """This process's heap module as if nothing had been applied yet (restored afterwards)."""
+    monkeypatch.setattr(heap, "_state", {"keep": None, "tried": 0})
+    for name in (*heap.USER_SETTINGS, "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _fake_mallopt(limit: int, calls: list):
+    def mallopt(option: int, value: int) -> int:
+        calls.append((option, value))
+        return int(option != heap._M_MMAP_THRESHOLD or value <= limit)
+    return lambda: mallopt
+
+
+def test_on_without_glibc_warns_and_does_nothing(fresh, caplog):
+    fresh.setattr(heap, "_glibc_mallopt", lambda: None)
     with caplog.at_level(logging.WARNING, logger="cmmkit.training.heap"):
         assert heap.apply(torch.device("cpu"), "auto") is False
         assert not caplog.records  # auto: silent
@@ -80,15 +101,50 @@ def test_on_without_glibc_warns_and_does_nothing(monkeypatch, caplog):
     assert "not glibc" in caplog.text
 
 
-def test_a_refused_mallopt_is_reported(monkeypatch, caplog):
-    monkeypatch.setattr(heap, "_applied", False)
-    monkeypatch.setattr(heap, "_glibc_mallopt", lambda: (lambda option, value: 0))
+def test_an_older_glibc_gets_its_largest_threshold(fresh):
+    calls: list = []
+    fresh.setattr(heap, "_glibc_mallopt", _fake_mallopt(32 << 20, calls))  # glibc < 2.35: at most 32 MiB
+    assert heap.apply(torch.device("cpu"), "auto") is True
+    assert heap._state["keep"] == heap.KEEP_OLD_GLIBC
+    assert (heap._M_TRIM_THRESHOLD, heap.KEEP_OLD_GLIBC) in calls
+    calls.clear()
+    assert heap.apply(torch.device("cpu"), "auto") is True and not calls  # once per process
+
+
+def test_a_refused_mallopt_is_silent_for_auto_and_reported_for_on(fresh, caplog):
+    calls: list = []
+    fresh.setattr(heap, "_glibc_mallopt", _fake_mallopt(0, calls))
     with caplog.at_level(logging.WARNING, logger="cmmkit.training.heap"):
+        assert heap.apply(torch.device("cpu"), "auto") is False
+        assert not caplog.records
+        n = len(calls)
+        assert heap.apply(torch.device("cpu"), "auto") is False and len(calls) == n  # not retried
         assert heap.apply(torch.device("cpu"), "on") is False
     assert "refused mallopt" in caplog.text
+
+
+@pytest.mark.parametrize(("name", "value"), [("MALLOC_MMAP_THRESHOLD_", "65536"),
+                                             ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")])
+def test_auto_leaves_a_users_own_malloc_policy_alone(fresh, name, value):
+    calls: list = []
+    fresh.setattr(heap, "_glibc_mallopt", _fake_mallopt(heap.KEEP, calls))
+    fresh.setenv(name, value)
+    assert heap.apply(torch.device("cpu"), "auto") is False and not calls
+    assert heap.apply(torch.device("cpu"), "on") is True  # asked for explicitly: the user's choice
 
 
 def test_the_setting_is_validated():
     assert build_config("lfw_faces_attrs", preset="tiny").train.speed.reuse_freed_memory == "auto"
     with pytest.raises(ConfigError, match="reuse_freed_memory"):
         build_config("lfw_faces_attrs", preset="tiny", sets=["train.speed.reuse_freed_memory=always"])
+
+
+def test_a_resumed_run_may_switch_it_off():
+    from cmmkit.config_changes import resume_changes
+
+    saved = build_config("lfw_faces_attrs", preset="tiny")
+    off = build_config("lfw_faces_attrs", preset="tiny", sets=["train.speed.reuse_freed_memory=off"])
+    assert resume_changes(saved, off) == [("train.speed.reuse_freed_memory", "auto", "off")]
+    with pytest.raises(ConfigError, match="fused_optimizer"):  # the other speed settings stay fixed
+        resume_changes(saved, build_config("lfw_faces_attrs", preset="tiny",
+                                           sets=["train.speed.fused_optimizer=false"]))
