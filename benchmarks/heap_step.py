@@ -18,13 +18,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _processes import alternating
 
 from cmmkit.config import build_config
 from cmmkit.runs import build_model, load_data
@@ -78,12 +78,9 @@ def main() -> None:
     base = [sys.executable, __file__, "--pair", args.pair, "--model", args.model, "--steps", str(args.steps),
             *(a for kv in args.set for a in ("--set", kv))]
     got: dict[str, list[dict]] = {"on": [], "off": []}
-    for p in range(args.pairs):
-        for setting in (("on", "off") if p % 2 == 0 else ("off", "on")):
-            done = subprocess.run([*base, "--child", setting], capture_output=True, text=True, check=False)
-            if done.returncode:
-                raise SystemExit(f"the {setting} process failed:\n{done.stderr[-3000:]}")
-            got[setting].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for p, pair in enumerate(alternating(base, "--child", ("on", "off"), args.pairs)):
+        for setting, result in pair.items():
+            got[setting].append(result)
         on, off = got["on"][-1], got["off"][-1]
         print(f"pair {p + 1}: on {on['cpu_ms']:.1f} ms CPU/step, {on['faults']:.0f} faults/step, peak RSS "
               f"{on['rss']:.0f} MiB | off {off['cpu_ms']:.1f} ms, {off['faults']:.0f} faults/step, {off['rss']:.0f} MiB "

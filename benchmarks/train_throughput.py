@@ -40,13 +40,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _processes import alternating
 from torch.distributions import Independent, Normal, kl_divergence
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -224,12 +224,9 @@ def isolated(args: argparse.Namespace, config, device) -> None:
             "--device", args.device, "--preset", args.preset, *(["--real"] if args.real else []),
             *(["--hand-heap"] if args.hand_heap else []), *(a for kv in args.set for a in ("--set", kv))]
     runs: dict[str, list[dict]] = {"trainer": [], "hand": []}
-    for p in range(args.pairs):
-        for loop in (("trainer", "hand") if p % 2 == 0 else ("hand", "trainer")):
-            done = subprocess.run([*base, "--only", loop], capture_output=True, text=True, check=False)
-            if done.returncode:
-                raise SystemExit(f"the {loop} process failed:\n{done.stderr[-3000:]}")
-            runs[loop].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for p, got in enumerate(alternating(base, "--only", ("trainer", "hand"), args.pairs)):
+        for loop, result in got.items():
+            runs[loop].append(result)
         t, h = runs["trainer"][-1], runs["hand"][-1]
         mt, mh = statistics.median(t["cpu"]), statistics.median(h["cpu"])
         print(f"pair {p + 1}: trainer {mt:6.1f} img/cpu-s ({t['faults_per_step']:.0f} faults/step)   hand-written "

@@ -1,20 +1,19 @@
 """Keep freed tensor memory in the process on CPU (``train.speed.reuse_freed_memory``).
 
-Why: a CPU training step allocates and frees the same large activations every step (the LFW
-default: 6-8 MB each). PyTorch's CPU allocator is the C library's ``malloc``, and glibc's malloc
+Why: a CPU training step allocates and frees the same large activations every step (several MB
+each for an image network). PyTorch's CPU allocator is the C library's ``malloc``, and glibc's malloc
 serves a block above its *mmap threshold* with a fresh ``mmap`` and returns it with ``munmap`` when
 freed; below the threshold it keeps freed blocks in its heap unless more than the *trim threshold*
 lies free at the heap's top. Both thresholds move by themselves as blocks come and go, so which
-activations are mapped afresh every step depends on the order of earlier allocations: measured on
-the LFW default CMMA, a step took 600-7,700 minor page faults (the kernel zeroing and mapping every
-page of a fresh block), and the same step ran at ~212 or ~235 images/s from one process to the
-next (docs/training.md, "The allocator"; figures in benchmarks/README.md).
+activations are mapped afresh every step depends on the order of earlier allocations: a step can
+take thousands of minor page faults (the kernel zeroing and mapping every page of a fresh block),
+and the same step's speed changes from one process to the next (docs/training.md, "The allocator";
+measured per pair in benchmarks/README.md).
 
 :func:`apply` fixes both thresholds once, as jemalloc/tcmalloc setups for PyTorch on CPU do by
 default: blocks up to :data:`KEEP` come from the heap and freed memory stays there, up to
-:data:`KEEP` free at its top, for the next step to reuse. A step then takes almost no page faults
-(the LFW default: 40-140 per step against 1,500-7,700), and the peak resident memory did not grow
-(benchmarks/README.md). It changes no value computed.
+:data:`KEEP` free at its top, for the next step to reuse. A step then takes almost no page faults,
+and the peak resident memory did not grow where it was measured. It changes no value computed.
 The settings are process-wide and cannot be undone (glibc has no call that restores its moving
 thresholds), which is why the benchmarks compare it in separate processes.
 """
@@ -38,12 +37,12 @@ KEEP = 1 << 30
 """Bytes: blocks up to this size come from the heap, and up to this much may lie free at its top
 (1 GiB, below the C ``int`` that ``mallopt`` takes)."""
 KEEP_OLD_GLIBC = 32 << 20
-"""The largest mmap threshold glibc before 2.35 accepts (half its 64 MiB heap size): enough for the
-6-8 MB activations of the default presets."""
+"""The largest mmap threshold glibc before 2.35 accepts (half its 64 MiB heap size)."""
 #: environment variables by which a user sets glibc's malloc policy: ``auto`` then leaves it to them
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
-_state: dict[str, int | None] = {"keep": None, "tried": 0}
+#: ``keep``: the threshold in force once fixed; ``tried``: whether this process has tried (``auto`` tries once)
+_state: dict[str, int | bool | None] = {"keep": None, "tried": False}
 
 
 def wanted(device: torch.device, setting: str) -> bool:
@@ -60,10 +59,11 @@ def apply(device: torch.device, setting: str) -> bool:
         return False
     if _state["keep"] or (_state["tried"] and setting == "auto"):
         return bool(_state["keep"])
-    _state["tried"] = 1
-    if setting == "auto" and _user_policy():
+    _state["tried"] = True
+    users = _user_policy() if setting == "auto" else ""
+    if users:
         log.debug("train.speed.reuse_freed_memory=auto: glibc's malloc is set in the environment (%s); left as it is",
-                  _user_policy())
+                  users)
         return False
     mallopt = _glibc_mallopt()
     if mallopt is None:

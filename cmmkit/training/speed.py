@@ -7,8 +7,8 @@ in PyTorch) halves the step against the native convolutions; channels_last chang
 measurable on CPU; ``torch.compile`` of the loss took ~2 minutes to compile and made the step
 ~15% slower, so it is opt-in. On CPU, glibc's malloc keeps freed tensor memory for the next step
 (:mod:`cmmkit.training.heap`), which removes thousands of page faults per step. On CUDA the
-defaults add TF32 matmuls, channels_last, page-locked batches and non-blocking copies. bf16 autocast of the loss (``train.speed.autocast``) runs on CUDA
-and on CPUs with native bf16 instructions (AVX512-BF16 or AMX, where oneDNN's bf16 convolutions and
+defaults add TF32 matmuls, channels_last, page-locked batches and non-blocking copies. bf16
+autocast of the loss (``train.speed.autocast``) runs on CUDA and on CPUs with native bf16 instructions (AVX512-BF16 or AMX, where oneDNN's bf16 convolutions and
 matmuls beat float32); elsewhere it would be emulated and slower, so it is skipped with a warning.
 None of these changes the model; each changes results at most by float rounding.
 """

@@ -79,7 +79,7 @@ def test_wanted(device, setting, expected):
 @pytest.fixture
 def fresh(monkeypatch):
     """This process's heap module as if nothing had been applied yet (restored afterwards)."""
-    monkeypatch.setattr(heap, "_state", {"keep": None, "tried": 0})
+    monkeypatch.setattr(heap, "_state", {"keep": None, "tried": False})
     for name in (*heap.USER_SETTINGS, "GLIBC_TUNABLES"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
