@@ -57,7 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # length plus that length (time_normalise), the log-F0 gets a Laplace density, the
             # spectrogram's variance lies in [e^-8, e^-6], and the rate warms up over 1,000 steps
             # (without the warm-up one seed in three diverged): speech judge 0.907 -> 0.938 at noise 0,
-            # 0.839 -> 0.881 with z sampled, 0.726 -> 0.863 at noise 1; 11 min 30 s on two idle cores.
+            # 0.839 -> 0.881 with z sampled, 0.726 -> 0.863 at noise 1; 11 min 30 s on two idle cores
+            # (9 min 44 s since train.speed.reuse_freed_memory, the same figures epoch by epoch).
             "cmma": {"model": {"latent_dim": 128, "prior_hidden": 256, "posterior_hidden": 256,
                                "posterior_y_hidden": 64},
                      "train": {"batch_size": 16, "lr_schedule": "linear", "decay_fraction": 0.3,
